@@ -1,0 +1,17 @@
+package dev.tether.proc;
+
+/** The POSIX signals tether sends, with their Linux numbers. */
+public enum Signal {
+    INT(2), KILL(9), TERM(15);
+
+    public final int number;
+
+    Signal(int number) {
+        this.number = number;
+    }
+
+    /** Shell-style exit status of a process that died of this signal: 128 + n. */
+    public int exitStatus() {
+        return 128 + number;
+    }
+}

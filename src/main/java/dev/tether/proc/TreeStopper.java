@@ -1,0 +1,151 @@
+package dev.tether.proc;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Stops every member of a tree (DESIGN 3.4): snapshot; SIGTERM the group and each member; poll until
+ * all are gone or the grace runs out; SIGKILL whatever is left, including anything forked meanwhile;
+ * poll until no member is alive and, when a port is given, nothing listens on it.
+ *
+ * <p>Polling is cheap between full scans: each round re-reads only the stat of known members, and
+ * a full /proc scan (which finds processes forked during the stop) runs every few rounds and once
+ * more before declaring the tree gone.
+ */
+public final class TreeStopper {
+    /** How long SIGKILLed processes get to disappear before they are reported as unkillable. */
+    public static final Duration KILL_WAIT = Duration.ofSeconds(5);
+    private static final long FULL_SCAN_EVERY_NANOS = 20_000_000;   // 20 ms
+
+    private TreeStopper() {}
+
+    public static StopReport stop(ProcessTree tree, Duration grace) {
+        return stop(tree, grace, 0);
+    }
+
+    /**
+     * @param port a port the tree listened on that must be free at the end, or 0 for none
+     */
+    public static StopReport stop(ProcessTree tree, Duration grace, int port) {
+        Run run = new Run(tree, port);
+        List<Member> snapshot = tree.members();
+        if (snapshot.isEmpty()) {
+            // Nothing of ours is alive; a listener left on the port is somebody else's: say so, touch nothing.
+            boolean portFree = port == 0 || !PortListeners.isListening(port);
+            return new StopReport(List.of(), Duration.ZERO, portFree, List.of(), portFree);
+        }
+        run.signalAll(snapshot, Signal.TERM);
+        boolean gone = Poll.until(() -> run.settled(Signal.TERM), grace);
+        if (!gone) {
+            run.signalAll(tree.members(), Signal.KILL);
+            Poll.until(() -> run.settled(Signal.KILL), KILL_WAIT);
+        }
+        return run.report();
+    }
+
+    /** State of one stop: the members being watched and the events so far. */
+    private static final class Run {
+        private final ProcessTree tree;
+        private final int port;
+        private final long start = System.nanoTime();
+        private final List<StopReport.Event> events = new ArrayList<>();
+        private final Map<ProcessIdentity, String> watched = new LinkedHashMap<>();
+        private final Set<ProcessIdentity> signalled = new HashSet<>();
+        private long lastFullScan = 0;
+
+        Run(ProcessTree tree, int port) {
+            this.tree = tree;
+            this.port = port;
+        }
+
+        void signalAll(List<Member> members, Signal signal) {
+            signalled.clear();
+            Membership m = tree.membership();
+            // The group first, so workers that fork right now are in it too; then every member not
+            // in the group by identity.
+            if (m.pgid() > 0) {
+                List<Member> inGroup = members.stream().filter(x -> x.stat().pgrp() == m.pgid()).toList();
+                if (!inGroup.isEmpty()
+                        && Signaller.sendToGroup(m.pgid(), inGroup.getFirst().identity(), signal) == Signaller.Outcome.SENT) {
+                    for (Member member : inGroup) {
+                        watched.putIfAbsent(member.identity(), ProcFs.commandLine(member.pid()));
+                        signalled.add(member.identity());
+                        record(member.identity(), sentAction(signal));
+                    }
+                }
+            }
+            for (Member member : members) {
+                signal(member, signal);
+            }
+            lastFullScan = System.nanoTime();
+        }
+
+        private static StopReport.Action sentAction(Signal signal) {
+            return signal == Signal.KILL ? StopReport.Action.KILL_SENT : StopReport.Action.TERM_SENT;
+        }
+
+        private void signal(Member member, Signal signal) {
+            watched.putIfAbsent(member.identity(), ProcFs.commandLine(member.pid()));
+            if (!signalled.add(member.identity())) {
+                return;
+            }
+            Signaller.Outcome outcome = Signaller.send(member.identity(), signal);
+            StopReport.Action action = switch (outcome) {
+                case SENT -> sentAction(signal);
+                case GONE -> null;   // exited on its own (or from the group signal) just now
+                case NOT_OURS -> StopReport.Action.NOT_OURS;
+                case DENIED -> StopReport.Action.DENIED;
+            };
+            if (action != null) {
+                record(member.identity(), action);
+            }
+        }
+
+        /** One poll round: true when no member is alive and the port (if any) is free. */
+        boolean settled(Signal signal) {
+            watched.keySet().removeIf(id -> {
+                if (id.isAlive()) {
+                    return false;
+                }
+                record(id, StopReport.Action.EXITED);
+                return true;
+            });
+            boolean due = System.nanoTime() - lastFullScan > FULL_SCAN_EVERY_NANOS;
+            if (!watched.isEmpty() && !due) {
+                return false;
+            }
+            // Either all known members are gone (confirm with a full scan) or it is time for one.
+            lastFullScan = System.nanoTime();
+            List<Member> now = tree.members();
+            for (Member late : now) {
+                signal(late, signal);   // forked during the stop: same treatment
+            }
+            if (!now.isEmpty()) {
+                return false;
+            }
+            return port == 0 || !PortListeners.isListening(port);
+        }
+
+        private void record(ProcessIdentity id, StopReport.Action action) {
+            String command = watched.getOrDefault(id, "");
+            events.add(new StopReport.Event(Duration.ofNanos(System.nanoTime() - start), id, command, action));
+        }
+
+        StopReport report() {
+            List<Member> left = tree.members();
+            List<ProcessIdentity> unkillable = new ArrayList<>();
+            for (Member m : left) {
+                unkillable.add(m.identity());
+                record(m.identity(), StopReport.Action.UNKILLABLE);
+            }
+            boolean portFree = port == 0 || !PortListeners.isListening(port);
+            return new StopReport(List.copyOf(events), Duration.ofNanos(System.nanoTime() - start),
+                    left.isEmpty() && portFree, unkillable, portFree);
+        }
+    }
+}

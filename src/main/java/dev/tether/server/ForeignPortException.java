@@ -1,0 +1,35 @@
+package dev.tether.server;
+
+/** A port is held by a process tether does not manage (exit code 4 at the command line). */
+public class ForeignPortException extends Exception {
+    private final int port;
+    private final PortInspector.Holder holder;
+
+    public ForeignPortException(int port, PortInspector.Holder holder, boolean forced) {
+        super(message(port, holder, forced));
+        this.port = port;
+        this.holder = holder;
+    }
+
+    public int port() {
+        return port;
+    }
+
+    public PortInspector.Holder holder() {
+        return holder;
+    }
+
+    private static String message(int port, PortInspector.Holder h, boolean forced) {
+        String who = "port " + port + " is held by pid " + h.identity().pid() + " (user " + h.user() + "): "
+                + abbreviate(h.command());
+        if (forced) {
+            return who + " — it belongs to another user, and tether only stops its own user's processes";
+        }
+        return who + " — not started by tether, so it is left alone; run tether with --port auto to use another port,"
+                + " or `tether port " + port + " --kill --force` to stop it";
+    }
+
+    static String abbreviate(String command) {
+        return command.length() <= 160 ? command : command.substring(0, 157) + "...";
+    }
+}

@@ -1,0 +1,29 @@
+package dev.tether.server;
+
+import java.time.Duration;
+import java.util.Map;
+
+/**
+ * How a model becomes a running server (DESIGN 4): an argv template, extra environment, the health
+ * path that says "ready" (null: ready as soon as the port listens), and the startup deadline.
+ */
+public record Profile(String name, ArgvTemplate command, String healthPath, Duration startupTimeout,
+                      Map<String, String> env) {
+    public static final Duration DEFAULT_STARTUP = Duration.ofSeconds(600);
+
+    public Profile {
+        env = env == null ? Map.of() : Map.copyOf(env);
+        startupTimeout = startupTimeout == null ? DEFAULT_STARTUP : startupTimeout;
+        if (healthPath != null && !healthPath.startsWith("/")) {
+            healthPath = "/" + healthPath;
+        }
+    }
+
+    public Profile withHealthPath(String path) {
+        return new Profile(name, command, path, startupTimeout, env);
+    }
+
+    public Profile withStartupTimeout(Duration timeout) {
+        return new Profile(name, command, healthPath, timeout, env);
+    }
+}

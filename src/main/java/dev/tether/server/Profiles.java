@@ -1,0 +1,163 @@
+package dev.tether.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+
+/**
+ * The built-in profiles plus user profiles from {@code tether.yaml} (the working directory's first,
+ * then {@code $TETHER_HOME/tether.yaml}):
+ * <pre>
+ * profiles:
+ *   big-vllm:
+ *     command: ["vllm", "serve", "{model}", "--host", "{host}", "--port", "{port}", "-tp", "2"]
+ *     health: /health          # or: none
+ *     startup-timeout: 900s
+ *     env: {CUDA_VISIBLE_DEVICES: "0,1"}
+ * </pre>
+ * {@code command} may also be one string, split like a shell would (never run by one).
+ */
+public final class Profiles {
+    public static final String COMMAND = "command";
+    public static final String EMBEDDED = "embedded";
+
+    private final Map<String, Profile> profiles = new LinkedHashMap<>();
+
+    private Profiles() {
+        builtIn("vllm", "vllm serve {model} --host {host} --port {port}", "/health");
+        builtIn("llama-server", "llama-server -m {model} --host {host} --port {port}", "/health");
+        builtIn("sglang", "python3 -m sglang.launch_server --model-path {model} --host {host} --port {port}", "/health");
+    }
+
+    private void builtIn(String name, String command, String health) {
+        profiles.put(name, new Profile(name, ArgvTemplate.parse(command), health, null, Map.of()));
+    }
+
+    /** Built-ins only. */
+    public static Profiles builtIns() {
+        return new Profiles();
+    }
+
+    /** Built-ins, then $TETHER_HOME/tether.yaml, then ./tether.yaml (later files win). */
+    public static Profiles load(TetherHome home, Path workingDir) {
+        Profiles p = new Profiles();
+        for (Path file : List.of(home.root().resolve("tether.yaml"), workingDir.resolve("tether.yaml"))) {
+            if (Files.isRegularFile(file)) {
+                p.readFile(file);
+            }
+        }
+        return p;
+    }
+
+    public Optional<Profile> find(String name) {
+        return Optional.ofNullable(profiles.get(name));
+    }
+
+    public List<String> names() {
+        List<String> names = new ArrayList<>(profiles.keySet());
+        names.add(COMMAND);
+        names.add(EMBEDDED);
+        return names;
+    }
+
+    /** A profile for {@code --command "ARGV TEMPLATE"}. */
+    public static Profile command(String template, String healthPath) {
+        return new Profile(COMMAND, ArgvTemplate.parse(template), healthPath, null, Map.of());
+    }
+
+    private void readFile(Path file) {
+        JsonNode root;
+        try {
+            root = new ObjectMapper(new YAMLFactory()).readTree(file.toFile());
+        } catch (IOException e) {
+            throw new ProfileException(file + ": not valid YAML: " + firstLine(e.getMessage()));
+        }
+        if (root == null || root.isMissingNode() || root.isNull()) {
+            return;
+        }
+        JsonNode section = root.get("profiles");
+        if (section == null || !section.isObject()) {
+            throw new ProfileException(file + ": expected a top-level 'profiles:' mapping");
+        }
+        for (var entry : section.properties()) {
+            profiles.put(entry.getKey(), parseProfile(file, entry.getKey(), entry.getValue()));
+        }
+    }
+
+    private static Profile parseProfile(Path file, String name, JsonNode node) {
+        String where = file + ": profile '" + name + "'";
+        if (!node.isObject()) {
+            throw new ProfileException(where + ": expected a mapping with 'command'");
+        }
+        JsonNode command = node.get("command");
+        ArgvTemplate template;
+        try {
+            if (command == null) {
+                throw new ProfileException(where + ": 'command' is missing");
+            } else if (command.isTextual()) {
+                template = ArgvTemplate.parse(command.asText());
+            } else if (command.isArray()) {
+                List<String> words = new ArrayList<>();
+                command.forEach(w -> words.add(w.asText()));
+                template = new ArgvTemplate(words);
+            } else {
+                throw new ProfileException(where + ": 'command' must be a list of words or one string");
+            }
+        } catch (IllegalArgumentException e) {
+            throw new ProfileException(where + ": " + e.getMessage());
+        }
+        String health = "/health";
+        if (node.has("health")) {
+            String h = node.get("health").asText();
+            health = h.equals("none") ? null : h;
+        }
+        Duration startup = null;
+        if (node.has("startup-timeout")) {
+            startup = parseDuration(where, node.get("startup-timeout").asText());
+        }
+        Map<String, String> env = new TreeMap<>();
+        JsonNode envNode = node.get("env");
+        if (envNode != null) {
+            if (!envNode.isObject()) {
+                throw new ProfileException(where + ": 'env' must be a mapping of NAME: value");
+            }
+            envNode.properties().forEach(e -> env.put(e.getKey(), e.getValue().asText()));
+        }
+        return new Profile(name, template, health, startup, env);
+    }
+
+    static Duration parseDuration(String where, String text) {
+        var m = java.util.regex.Pattern.compile("(\\d+)(ms|s|m|h)?").matcher(text.trim());
+        if (!m.matches()) {
+            throw new ProfileException(where + ": '" + text + "' is not a duration (examples: 500ms, 90s, 10m)");
+        }
+        long n = Long.parseLong(m.group(1));
+        return switch (m.group(2) == null ? "s" : m.group(2)) {
+            case "ms" -> Duration.ofMillis(n);
+            case "m" -> Duration.ofMinutes(n);
+            case "h" -> Duration.ofHours(n);
+            default -> Duration.ofSeconds(n);
+        };
+    }
+
+    private static String firstLine(String s) {
+        return s == null ? "" : s.lines().findFirst().orElse("");
+    }
+
+    /** A profile file or name is wrong: a usage error, nothing started. */
+    public static final class ProfileException extends RuntimeException {
+        public ProfileException(String message) {
+            super(message);
+        }
+    }
+}

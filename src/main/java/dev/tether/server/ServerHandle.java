@@ -1,0 +1,134 @@
+package dev.tether.server;
+
+import java.util.Optional;
+
+/**
+ * A running server, from {@link ServerManager#start}. Closing it stops the server's whole tree if
+ * this process started it; a server reused from another live tether is never stopped from here.
+ */
+public final class ServerHandle implements AutoCloseable {
+    private final ServerManager manager;
+    private final ServerSpec spec;
+    private final boolean owned;
+    private volatile Lease lease;
+    private volatile ShimConnection connection;
+    private volatile boolean stopped;
+    private volatile int restarts;
+
+    ServerHandle(ServerManager manager, ServerSpec spec, Lease lease, ShimConnection connection) {
+        this.manager = manager;
+        this.spec = spec;
+        this.lease = lease;
+        this.connection = connection;
+        this.owned = connection != null;
+    }
+
+    public String baseUrl() {
+        return ServerSpec.baseUrl(lease.host(), lease.port());
+    }
+
+    public int port() {
+        return lease.port();
+    }
+
+    public String model() {
+        return lease.model();
+    }
+
+    public Lease lease() {
+        return lease;
+    }
+
+    public ServerSpec spec() {
+        return spec;
+    }
+
+    /** Whether this process started the server (and so stops it on close). */
+    public boolean owned() {
+        return owned;
+    }
+
+    public int restarts() {
+        return restarts;
+    }
+
+    /**
+     * The server still runs: for an owned server, its shim lives and its root has not exited (or it
+     * daemonized and members remain); for a reused one, its lease still exists.
+     */
+    public boolean isAlive() {
+        if (stopped) {
+            return false;
+        }
+        if (!owned) {
+            return manager.store().read(lease.id()).isPresent();
+        }
+        ShimConnection c = connection;
+        return c.shimAlive() && c.exitCode() == null;
+    }
+
+    /** The root's exit code, if it exited on its own. */
+    public Optional<Integer> exitCode() {
+        return owned ? Optional.ofNullable(connection.exitCode()) : Optional.empty();
+    }
+
+    /**
+     * Completes when the server ends without being asked to from here: with the root's exit code when
+     * it exited on its own, or with null when its shim is gone (stopped by {@code tether stop}, or
+     * killed). Never completes for a reused server.
+     */
+    public java.util.concurrent.CompletableFuture<Integer> onExit() {
+        return owned ? connection.ended : new java.util.concurrent.CompletableFuture<>();
+    }
+
+    /** The shim's summary if something else (tether stop, SIGTERM to the shim) stopped the server. */
+    public Optional<String> externalStopSummary() {
+        return owned ? Optional.ofNullable(connection.stopSummary()) : Optional.empty();
+    }
+
+    /** Stops the whole tree (idempotent). Returns a one-line summary. */
+    public synchronized String stop() {
+        if (!owned || stopped) {
+            return "nothing to stop";
+        }
+        stopped = true;
+        String summary = manager.stopOwned(lease, connection);
+        manager.forget(this);
+        return summary;
+    }
+
+    /** Stops the server completely, then starts it again on the same port with the same spec. */
+    public synchronized void restart() throws ServerStartException, ForeignPortException, PortInUseException {
+        if (!owned) {
+            throw new IllegalStateException("this server belongs to another tether (pid "
+                    + lease.owner().pid() + "): it is not restarted from here");
+        }
+        if (!stopped) {
+            manager.stopOwned(lease, connection);
+        }
+        ServerHandle fresh = manager.launchOwned(spec.withPort(lease.port()));
+        this.lease = fresh.lease;
+        this.connection = fresh.connection;
+        manager.forget(fresh);
+        this.stopped = false;
+        restarts++;
+    }
+
+    void updateLease(Lease newer) {
+        this.lease = newer;
+    }
+
+    ShimConnection connection() {
+        return connection;
+    }
+
+    @Override
+    public void close() {
+        stop();
+    }
+
+    @Override
+    public String toString() {
+        return "server " + lease.id() + " (" + lease.model() + ") at " + baseUrl();
+    }
+}

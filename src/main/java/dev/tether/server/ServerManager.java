@@ -1,0 +1,413 @@
+package dev.tether.server;
+
+import dev.tether.proc.Membership;
+import dev.tether.proc.Poll;
+import dev.tether.proc.PortListeners;
+import dev.tether.proc.ProcFs;
+import dev.tether.proc.ProcStat;
+import dev.tether.proc.ProcessIdentity;
+import dev.tether.proc.ProcessTree;
+import dev.tether.proc.Signal;
+import dev.tether.proc.Signaller;
+import dev.tether.proc.SpawnException;
+import dev.tether.proc.Spawned;
+import dev.tether.proc.Spawner;
+import dev.tether.proc.StopReport;
+import dev.tether.proc.TreeStopper;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * Starts, reuses, stops and reaps model servers (DESIGN 3). Usable as a library:
+ * <pre>
+ * try (var manager = new ServerManager(TetherHome.fromEnvironment(), ServerEvents.NONE);
+ *      var server = manager.start(spec)) {
+ *     call(server.baseUrl());
+ * }
+ * </pre>
+ * Every server runs under its own {@link Shim}; this JVM holds the pipe whose closing makes the shim
+ * stop the server, so the server goes even if this JVM is killed with SIGKILL. A shutdown hook stops
+ * the servers on SIGINT and SIGTERM.
+ */
+public final class ServerManager implements AutoCloseable {
+    private static final List<String> SHIM_JVM_FLAGS = List.of("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-Xmx64m", "-Xss512k", "-XX:-UsePerfData", "-Xshare:auto");
+    /** How long a shim may take to come up and spawn the server. */
+    private static final Duration SHIM_START = Duration.ofSeconds(60);
+    private static final int LOG_TAIL_LINES = 40;
+
+    private final TetherHome home;
+    private final LeaseStore store;
+    private final ServerEvents events;
+    private final ProcessIdentity self = ProcessIdentity.current();
+    private final List<ServerHandle> owned = new CopyOnWriteArrayList<>();
+    private final Thread shutdownHook = new Thread(this::stopAll, "tether-stop-servers");
+    private boolean hookInstalled;
+
+    public ServerManager(TetherHome home, ServerEvents events) {
+        this.home = home.ensure();
+        this.store = new LeaseStore(home);
+        this.events = events == null ? ServerEvents.NONE : events;
+    }
+
+    LeaseStore store() {
+        return store;
+    }
+
+    public TetherHome home() {
+        return home;
+    }
+
+    /**
+     * Makes a server for the spec available: reuses a healthy one that another live tether manages on
+     * that port, reaps an orphan left there by a dead tether, refuses a foreign listener, and otherwise
+     * starts one and waits until it is ready.
+     */
+    public ServerHandle start(ServerSpec spec) throws ServerStartException, ForeignPortException, PortInUseException {
+        long deadline = System.nanoTime() + spec.profile().startupTimeout().toNanos();
+        while (true) {
+            Claim claim = claim(spec);
+            if (claim.fresh) {
+                return launch(spec, claim.lease);
+            }
+            Lease other = claim.lease;
+            if (other.state() == Lease.State.READY && healthy(other)) {
+                events.reusing(other, ServerSpec.baseUrl(other.host(), other.port()));
+                return new ServerHandle(this, spec, other, null);
+            }
+            // Another live tether is starting (or restarting) a server there: wait for it, then decide again.
+            events.waiting("port " + other.port() + ": a server for " + other.model()
+                    + " is starting under tether pid " + other.owner().pid() + "; waiting for it");
+            boolean changed = Poll.until(() -> store.read(other.id())
+                            .map(l -> l.state() == Lease.State.READY || l.isOrphan()).orElse(true),
+                    Duration.ofNanos(Math.max(0, deadline - System.nanoTime())), Duration.ofMillis(100));
+            if (!changed) {
+                throw new ServerStartException("port " + other.port() + ": the server that tether pid "
+                        + other.owner().pid() + " is starting did not become ready in time", "");
+            }
+        }
+    }
+
+    /** Starts a server that this process will own, on the spec's port (used by restart). */
+    ServerHandle launchOwned(ServerSpec spec) throws ServerStartException, ForeignPortException, PortInUseException {
+        Claim claim = claim(spec);
+        if (!claim.fresh) {
+            throw new PortInUseException("port " + spec.port() + " was taken by tether pid "
+                    + claim.lease.owner().pid() + " during the restart");
+        }
+        return launch(spec, claim.lease);
+    }
+
+    private record Claim(Lease lease, boolean fresh) {}
+
+    /** Under the store's lock: decide what is on the port and, if it is free, write our lease for it. */
+    private Claim claim(ServerSpec spec) throws ForeignPortException, PortInUseException {
+        try {
+            return store.locked(() -> {
+                int port = spec.port();
+                if (port == ServerSpec.AUTO_PORT) {
+                    port = pickFreePort(spec.host());
+                } else {
+                    for (Lease lease : store.list()) {
+                        if (lease.port() != port) {
+                            continue;
+                        }
+                        if (lease.isOrphan()) {
+                            reapLease(lease);
+                            continue;
+                        }
+                        if (!sameServer(lease, spec)) {
+                            throw new PortInUseException("port " + port + ": a server for " + lease.model()
+                                    + " (profile " + lease.profile() + ") is already running there, managed by tether pid "
+                                    + lease.owner().pid() + "; use --port auto, or `tether stop --port " + port + "`");
+                        }
+                        return new Claim(lease, false);
+                    }
+                    reapUnleasedListeners(port);
+                }
+                Lease lease = newLease(spec, port);
+                store.write(lease);
+                return new Claim(lease, true);
+            });
+        } catch (ForeignPortException | PortInUseException | RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static boolean sameServer(Lease lease, ServerSpec spec) {
+        return java.util.Objects.equals(lease.model(), spec.model())
+                && java.util.Objects.equals(lease.profile(), spec.profile().name());
+    }
+
+    private boolean healthy(Lease lease) {
+        String path = lease.healthPath();
+        Readiness check = path == null ? Readiness.listening(lease.port())
+                : Readiness.http(ServerSpec.baseUrl(lease.host(), lease.port()) + path);
+        return check.isReady();
+    }
+
+    /**
+     * A listener on the port with no lease: a process carrying the marker of a lease that no longer
+     * exists is an orphan and is reaped; anything else is foreign and stops the start.
+     */
+    private void reapUnleasedListeners(int port) throws ForeignPortException {
+        PortInspector inspector = new PortInspector(home);
+        for (PortInspector.Holder holder : inspector.holders(port)) {
+            if (holder.ownership() == PortInspector.Ownership.FOREIGN) {
+                throw new ForeignPortException(port, holder, false);
+            }
+            if (holder.ownership() == PortInspector.Ownership.ORPHAN) {
+                String id = holder.leaseId().orElseThrow();
+                int pgid = ProcFs.stat(holder.identity().pid()).map(ProcStat::pgrp).orElse(0);
+                Lease ghost = new Lease(id, "?", "?", List.of(), "", port, null, null, pgid, null, null,
+                        Set.of(holder.identity()), null, null, 0, Lease.State.READY);
+                reapLease(ghost);
+            }
+        }
+    }
+
+    private int pickFreePort(String host) throws IOException {
+        Set<Integer> leased = new java.util.HashSet<>();
+        store.list().forEach(l -> leased.add(l.port()));
+        for (int attempt = 0; attempt < 100; attempt++) {
+            try (ServerSocket probe = new ServerSocket()) {
+                probe.setReuseAddress(true);
+                probe.bind(new InetSocketAddress(InetAddress.getByName(ServerSpec.connectableHost(host)
+                        .replace("[", "").replace("]", "")), 0));
+                int port = probe.getLocalPort();
+                if (!leased.contains(port)) {
+                    return port;
+                }
+            }
+        }
+        throw new IOException("no free port found");
+    }
+
+    private Lease newLease(ServerSpec spec, int port) {
+        String id = leaseId();
+        Path log = home.logs().resolve(id + ".log");
+        return new Lease(id, spec.model(), spec.profile().name(), spec.argv(port), spec.host(), port,
+                spec.profile().healthPath(), null, 0, self, null, Set.of(), log.toString(), Instant.now(),
+                spec.grace().toMillis(), Lease.State.STARTING);
+    }
+
+    private static String leaseId() {
+        byte[] random = new byte[4];
+        ThreadLocalRandom.current().nextBytes(random);
+        return "t" + Long.toString(System.currentTimeMillis() / 1000 % 1_000_000, 36) + HexFormat.of().formatHex(random);
+    }
+
+    private ServerHandle launch(ServerSpec spec, Lease lease) throws ServerStartException {
+        installHook();
+        events.starting(lease);
+        long t0 = System.nanoTime();
+        Map<String, String> env = new HashMap<>(spec.profile().env());
+        env.put(TetherHome.ENV, home.root().toString());
+        Spawned shim;
+        try {
+            Spawner.resolveExecutable(lease.argv().getFirst(), env.get("PATH"));
+            shim = Spawner.spawn(new Spawner.Spec(
+                    JavaCommand.of(SHIM_JVM_FLAGS, Shim.class.getName(), home.root().toString(), lease.id()),
+                    env, null, Path.of(lease.logPath() + ".shim"), lease.id(), true, Spawner.Output.PIPE_STDOUT));
+        } catch (SpawnException e) {
+            store.remove(lease.id());
+            throw new ServerStartException(e.getMessage(), "");
+        }
+        ShimConnection connection = new ShimConnection(shim);
+        Lease current = store.update(lease.id(), l -> l.withShim(shim.identity().orElse(null))).orElse(lease);
+        ServerHandle handle = new ServerHandle(this, spec, current, connection);
+        owned.add(handle);
+        try {
+            connection.started.get(SHIM_START.toMillis(), TimeUnit.MILLISECONDS);
+            awaitReady(spec, current, connection, t0);
+        } catch (ServerStartException e) {
+            handle.stop();
+            throw e;
+        } catch (ExecutionException | TimeoutException e) {
+            handle.stop();
+            String why = e instanceof ExecutionException ? e.getCause().getMessage() : "the shim did not start the server in time";
+            throw new ServerStartException("the server did not start: " + why, logTail(current));
+        } catch (InterruptedException e) {
+            handle.stop();
+            Thread.currentThread().interrupt();
+            throw new ServerStartException("interrupted while starting the server", "");
+        }
+        Lease ready = store.update(lease.id(), l -> l.withState(Lease.State.READY)).orElse(current);
+        events.ready(ready, ServerSpec.baseUrl(ready.host(), ready.port()), Duration.ofNanos(System.nanoTime() - t0));
+        handle.updateLease(ready);
+        return handle;
+    }
+
+    private void awaitReady(ServerSpec spec, Lease lease, ShimConnection connection, long t0) throws ServerStartException {
+        String url = ServerSpec.baseUrl(lease.host(), lease.port());
+        Readiness readiness = lease.healthPath() == null ? Readiness.listening(lease.port())
+                : Readiness.http(url + lease.healthPath());
+        Duration timeout = spec.profile().startupTimeout().minus(Duration.ofNanos(System.nanoTime() - t0));
+        String[] failure = new String[1];
+        boolean ready = Poll.until(() -> {
+            if (connection.exitCode() != null) {
+                failure[0] = "the server exited with code " + connection.exitCode() + " before it was ready";
+                return true;
+            }
+            if (!connection.shimAlive()) {
+                failure[0] = "the server's shim exited unexpectedly";
+                return true;
+            }
+            return readiness.isReady();
+        }, timeout.isNegative() ? Duration.ZERO : timeout, Duration.ofMillis(100));
+        if (failure[0] != null) {
+            throw new ServerStartException(failure[0], logTail(lease));
+        }
+        if (!ready) {
+            throw new ServerStartException("the server was not ready after " + spec.profile().startupTimeout().toSeconds()
+                    + " s (" + readiness.describe() + "); raise --startup-timeout for a slow model", logTail(lease));
+        }
+    }
+
+    /** The last lines of a server's log (for errors). */
+    public static String logTail(Lease lease) {
+        if (lease.logPath() == null) {
+            return "";
+        }
+        try {
+            List<String> lines = Files.readAllLines(Path.of(lease.logPath()));
+            return String.join("\n", lines.subList(Math.max(0, lines.size() - LOG_TAIL_LINES), lines.size()));
+        } catch (IOException e) {
+            return "";
+        }
+    }
+
+    /** Stops a server this process owns: through its shim, then checks (and finishes) the job itself. */
+    String stopOwned(Lease lease, ShimConnection connection) {
+        Duration grace = Duration.ofMillis(lease.graceMillis());
+        String summary = connection.stop(grace.plus(TreeStopper.KILL_WAIT).plusSeconds(5));
+        Lease recorded = store.read(lease.id()).orElse(lease);
+        StopReport leftovers = TreeStopper.stop(new ProcessTree(recorded.membership()), grace, recorded.port());
+        if (connection.shimAlive()) {
+            Signaller.send(connection.shim().identity().orElseThrow(), Signal.KILL);
+        }
+        store.remove(lease.id());
+        if (summary == null || !leftovers.events().isEmpty()) {
+            summary = leftovers.summary() + (summary == null ? " (the shim did not report)" : "");
+        }
+        events.stopped(lease, summary);
+        return summary;
+    }
+
+    void forget(ServerHandle handle) {
+        owned.remove(handle);
+    }
+
+    /** Every lease, live or orphaned. */
+    public List<Lease> leases() {
+        return store.list();
+    }
+
+    public Optional<Lease> lease(String id) {
+        return store.read(id);
+    }
+
+    /**
+     * Stops a server whatever tether owns it (for {@code tether stop}): SIGTERM to its shim, which stops
+     * the tree and removes the lease — its owner notices the shim's report and ends its run; if the
+     * shim is gone, the tree is stopped from here.
+     */
+    public String stop(Lease lease) {
+        for (ServerHandle handle : owned) {
+            if (handle.lease().id().equals(lease.id())) {
+                return handle.stop();
+            }
+        }
+        Duration grace = Duration.ofMillis(lease.graceMillis() > 0 ? lease.graceMillis() : 10_000);
+        if (lease.shimAlive() && Signaller.send(lease.shim(), Signal.TERM) == Signaller.Outcome.SENT) {
+            Poll.until(() -> !lease.shim().isAlive(), grace.plus(TreeStopper.KILL_WAIT).plusSeconds(5), Duration.ofMillis(20));
+        }
+        StopReport rest = TreeStopper.stop(new ProcessTree(store.read(lease.id()).orElse(lease).membership()),
+                grace, lease.port());
+        store.remove(lease.id());
+        return rest.events().isEmpty() ? "stopped by its shim" : rest.summary();
+    }
+
+    /** Stops every server whose owner and shim are both gone; returns the leases reaped. */
+    public List<Lease> reap() {
+        try {
+            return store.locked(() -> {
+                List<Lease> reaped = new ArrayList<>();
+                for (Lease lease : store.list()) {
+                    if (lease.isOrphan()) {
+                        reapLease(lease);
+                        reaped.add(lease);
+                    }
+                }
+                return reaped;
+            });
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private void reapLease(Lease lease) {
+        StopReport report = TreeStopper.stop(new ProcessTree(lease.membership()),
+                Duration.ofMillis(lease.graceMillis() > 0 ? lease.graceMillis() : 10_000), lease.port());
+        store.remove(lease.id());
+        events.reaped(lease, report);
+    }
+
+    private synchronized void installHook() {
+        if (!hookInstalled) {
+            Runtime.getRuntime().addShutdownHook(shutdownHook);
+            hookInstalled = true;
+        }
+    }
+
+    private void stopAll() {
+        List<ServerHandle> handles = new ArrayList<>(owned);
+        java.util.Collections.reverse(handles);
+        for (ServerHandle handle : handles) {
+            handle.stop();
+        }
+    }
+
+    /** Stops every server this manager started. */
+    @Override
+    public void close() {
+        stopAll();
+        synchronized (this) {
+            if (hookInstalled) {
+                try {
+                    Runtime.getRuntime().removeShutdownHook(shutdownHook);
+                } catch (IllegalStateException e) {
+                    // already shutting down: the hook is running
+                }
+                hookInstalled = false;
+            }
+        }
+    }
+
+    /** For tests and diagnostics: the membership a lease describes. */
+    public static Membership membership(Lease lease) {
+        return lease.membership();
+    }
+}

@@ -1,0 +1,192 @@
+package dev.tether.server;
+
+import dev.tether.proc.Membership;
+import dev.tether.proc.ProcessIdentity;
+import dev.tether.proc.ProcessTree;
+import dev.tether.proc.SpawnException;
+import dev.tether.proc.Spawned;
+import dev.tether.proc.Spawner;
+import dev.tether.proc.StopReport;
+import dev.tether.proc.Subreaper;
+import dev.tether.proc.TreeStopper;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * The per-server shim (DESIGN 3.3 and 3.5), the pattern of containerd-shim and conmon: one small
+ * process per server, in its own session, that
+ * <ul>
+ *   <li>is a child subreaper, so whatever escapes the server's tree is re-parented here and stays a
+ *       member (the members are exactly its descendants);</li>
+ *   <li>owns the server's output and writes it into the size-capped log;</li>
+ *   <li>watches the pipe from the tether that started it: end of file without a {@code stop} (that
+ *       tether died, even by SIGKILL) stops the whole tree, removes the lease and exits;</li>
+ *   <li>stops the tree on {@code stop} from its owner or on SIGTERM (how {@code tether stop} reaches a
+ *       server another tether owns).</li>
+ * </ul>
+ * Protocol, one line each: owner → shim {@code stop}; shim → owner {@code started <pid> <start>},
+ * {@code exited <code>} (the root exited and no member is left), {@code daemonized} (the root exited
+ * 0 and members live on), {@code stopped <summary>}, {@code failed <message>}.
+ *
+ * <p>Started as {@code java ... dev.tether.server.Shim <tether-home> <lease-id>}, not through the
+ * command line parser, to keep its start-up short.
+ */
+public final class Shim {
+    private static final Duration MEMBER_REFRESH = Duration.ofMillis(500);
+
+    private final LeaseStore leases;
+    private final String leaseId;
+    private final PrintStream owner = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+    private final CountDownLatch stopRequested = new CountDownLatch(1);
+    private final AtomicBoolean stopping = new AtomicBoolean();
+    private volatile String stopReason = "";
+    private volatile Spawned server;
+    private volatile ProcessTree tree;
+    private volatile boolean daemonized;
+    private final AtomicBoolean exitReported = new AtomicBoolean();
+
+    private Shim(LeaseStore leases, String leaseId) {
+        this.leases = leases;
+        this.leaseId = leaseId;
+    }
+
+    public static void main(String[] args) {
+        if (args.length != 2) {
+            System.err.println("usage: Shim <tether-home> <lease-id> (started by tether, not by hand)");
+            System.exit(2);
+        }
+        LeaseStore store = new LeaseStore(new TetherHome(Path.of(args[0])));
+        System.exit(new Shim(store, args[1]).run());
+    }
+
+    private int run() {
+        Lease lease = leases.read(leaseId).orElse(null);
+        if (lease == null) {
+            owner.println("failed lease " + leaseId + " does not exist");
+            return 1;
+        }
+        if (!Subreaper.become()) {
+            System.err.println("tether shim: cannot become a child subreaper; escaped processes are found by their lease marker only");
+        }
+        Path log = Path.of(lease.logPath());
+        RotatingLog output;
+        try {
+            output = new RotatingLog(log, RotatingLog.DEFAULT_MAX_BYTES);
+            server = Spawner.spawn(new Spawner.Spec(lease.argv(), null, null, log, leaseId, false,
+                    Spawner.Output.PIPE_BOTH));
+        } catch (IOException | SpawnException e) {
+            owner.println("failed " + e.getMessage());
+            leases.remove(leaseId);
+            return 1;
+        }
+        ProcessIdentity root = server.identity().orElse(null);
+        tree = new ProcessTree(new Membership(leaseId, root, ProcessIdentity.current(), server.pid(), Set.of()));
+        leases.update(leaseId, l -> l.withServer(root, server.pid()));
+        owner.println("started " + server.pid() + " " + (root == null ? 0 : root.startTicks()));
+
+        Thread.ofVirtual().name("server-output").start(() -> {
+            try (var in = server.process().getInputStream()) {
+                output.pump(in);
+            } catch (IOException e) {
+                // the server closed its output; exit is watched separately
+            }
+        });
+        Thread.ofPlatform().daemon().name("owner-pipe").start(this::watchOwner);
+        installSigtermHandler();
+        ScheduledExecutorService refresher = Executors.newSingleThreadScheduledExecutor(r ->
+                Thread.ofPlatform().daemon().name("members").unstarted(r));
+        refresher.scheduleWithFixedDelay(this::refreshMembers, 0, MEMBER_REFRESH.toMillis(), TimeUnit.MILLISECONDS);
+        server.process().onExit().thenRun(this::rootExited);
+
+        try {
+            stopRequested.await();
+        } catch (InterruptedException e) {
+            stopReason = "interrupted";
+        }
+        refresher.shutdownNow();
+        Duration grace = Duration.ofMillis(lease.graceMillis() > 0 ? lease.graceMillis() : 10_000);
+        StopReport report = TreeStopper.stop(tree, grace, lease.port());
+        output.line("[tether] server stopped (" + stopReason + "): " + report.summary());
+        Subreaper.reapAdoptedZombies(pid -> pid == server.pid());
+        leases.remove(leaseId);
+        owner.println("stopped " + report.summary());
+        try {
+            output.close();
+        } catch (IOException ignored) {
+            // nothing more to log
+        }
+        return report.complete() ? 0 : 1;
+    }
+
+    private void requestStop(String reason) {
+        if (stopping.compareAndSet(false, true)) {
+            stopReason = reason;
+            stopRequested.countDown();
+        }
+    }
+
+    /** Reads the owner's pipe: a "stop" line, or end of file (the owner is gone). */
+    private void watchOwner() {
+        try (BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
+            String line;
+            while ((line = in.readLine()) != null) {
+                if (line.trim().equals("stop")) {
+                    requestStop("stop requested by its tether");
+                    return;
+                }
+            }
+        } catch (IOException e) {
+            // a broken pipe is the same news as end of file
+        }
+        requestStop("its tether is gone");
+    }
+
+    @SuppressWarnings("removal")
+    private void installSigtermHandler() {
+        sun.misc.Signal.handle(new sun.misc.Signal("TERM"), sig -> requestStop("SIGTERM"));
+        // The shim is in its own session: a terminal's Ctrl-C reaches the owner, which then says "stop".
+        sun.misc.Signal.handle(new sun.misc.Signal("INT"), sun.misc.SignalHandler.SIG_IGN);
+    }
+
+    private void rootExited() {
+        int code = server.process().exitValue();
+        if (code == 0 && !tree.members().isEmpty()) {
+            daemonized = true;   // members live on as our descendants: keep managing them
+            owner.println("daemonized");
+        } else {
+            reportExit(code);    // whatever is left is stopped when the owner says so
+        }
+    }
+
+    private void reportExit(int code) {
+        if (!exitReported.getAndSet(true)) {
+            owner.println("exited " + code);
+        }
+    }
+
+    /** Records every member seen, so the tree can be found even after this shim is gone. */
+    private void refreshMembers() {
+        try {
+            if (tree.members().isEmpty() && daemonized) {
+                reportExit(0);   // the daemon's last member is gone too
+            }
+            Set<ProcessIdentity> seen = tree.everSeen();
+            leases.read(leaseId).filter(l -> !l.members().equals(seen))
+                    .ifPresent(l -> leases.update(leaseId, x -> x.withMembers(seen)));
+            Subreaper.reapAdoptedZombies(pid -> pid == server.pid());
+        } catch (RuntimeException e) {
+            System.err.println("tether shim: member refresh failed: " + e);
+        }
+    }
+}
