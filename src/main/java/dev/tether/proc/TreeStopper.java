@@ -21,6 +21,8 @@ public final class TreeStopper {
     /** How long SIGKILLed processes get to disappear before they are reported as unkillable. */
     public static final Duration KILL_WAIT = Duration.ofSeconds(5);
     private static final long FULL_SCAN_EVERY_NANOS = 20_000_000;   // 20 ms
+    /** A round between full scans reads one small file per known member: cheap enough to do often. */
+    private static final Duration POLL_CEILING = Duration.ofMillis(2);
 
     private TreeStopper() {}
 
@@ -40,10 +42,10 @@ public final class TreeStopper {
             return new StopReport(List.of(), Duration.ZERO, portFree, List.of(), portFree);
         }
         run.signalAll(snapshot, Signal.TERM);
-        boolean gone = Poll.until(() -> run.settled(Signal.TERM), grace);
+        boolean gone = Poll.until(() -> run.settled(Signal.TERM), grace, POLL_CEILING);
         if (!gone) {
             run.signalAll(tree.members(), Signal.KILL);
-            Poll.until(() -> run.settled(Signal.KILL), KILL_WAIT);
+            Poll.until(() -> run.settled(Signal.KILL), KILL_WAIT, POLL_CEILING);
         }
         return run.report();
     }
