@@ -4,6 +4,8 @@ import dev.tether.proc.PortListeners;
 import dev.tether.proc.StopReport;
 import dev.tether.server.ForeignPortException;
 import dev.tether.server.PortInspector;
+import dev.tether.server.ServerEvents;
+import dev.tether.server.ServerManager;
 import dev.tether.server.TetherHome;
 import java.io.PrintWriter;
 import java.time.Duration;
@@ -58,6 +60,15 @@ final class PortCommand implements java.util.concurrent.Callable<Integer> {
             out.println(describe(port, h));
         }
         if (!kill) {
+            return ExitCode.OK;
+        }
+        // A managed server is stopped the way `tether stop` does it: through its shim, so its owner notices.
+        ServerManager manager = new ServerManager(TetherHome.fromEnvironment(), ServerEvents.NONE);
+        for (String leaseId : holders.stream().filter(h -> h.ownership() == PortInspector.Ownership.MANAGED)
+                .map(h -> h.leaseId().orElseThrow()).distinct().toList()) {
+            manager.lease(leaseId).ifPresent(lease -> out.println("Stopped " + leaseId + ": " + manager.stop(lease)));
+        }
+        if (!PortListeners.isListening(port)) {
             return ExitCode.OK;
         }
         StopReport report;

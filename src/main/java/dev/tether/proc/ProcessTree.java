@@ -41,8 +41,10 @@ public final class ProcessTree {
         String bootId = ProcFs.bootId();
         Map<Integer, ProcStat> all = new HashMap<>();
         Map<Integer, List<Integer>> children = new HashMap<>();
+        // The subreaper (the server's shim) manages the tree; it is never one of its members.
+        int shim = membership.subreaper() == null ? -1 : membership.subreaper().pid();
         for (int pid : ProcFs.pids()) {
-            if (pid == self) {
+            if (pid == self || pid == shim) {
                 continue;
             }
             ProcFs.stat(pid).filter(s -> !s.isDead()).ifPresent(s -> {

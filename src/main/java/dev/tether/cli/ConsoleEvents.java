@@ -1,0 +1,61 @@
+package dev.tether.cli;
+
+import dev.tether.proc.StopReport;
+import dev.tether.server.Lease;
+import dev.tether.server.ServerEvents;
+import java.io.PrintWriter;
+import java.time.Duration;
+
+/**
+ * Prints what the server manager does. The first words of some lines are a contract (DESIGN 1):
+ * {@code Starting server}, {@code Ready:} + URL, {@code Using running server}, {@code Reaped orphan}.
+ */
+final class ConsoleEvents implements ServerEvents {
+    private final PrintWriter out;
+
+    ConsoleEvents(PrintWriter out) {
+        this.out = out;
+    }
+
+    private void say(String line) {
+        out.println(line);
+        out.flush();
+    }
+
+    @Override
+    public void starting(Lease lease) {
+        say("Starting server " + lease.id() + " (" + lease.profile() + model(lease) + ", port "
+                + lease.port() + "): " + String.join(" ", lease.argv()) + "\n  log: " + lease.logPath());
+    }
+
+    @Override
+    public void ready(Lease lease, String baseUrl, Duration took) {
+        say("Ready: " + baseUrl + " (" + lease.id() + model(lease) + ", " + String.format("%.1f", took.toMillis() / 1000.0) + " s)");
+    }
+
+    private static String model(Lease lease) {
+        return lease.model() == null ? "" : ", model " + lease.model();
+    }
+
+    @Override
+    public void reusing(Lease lease, String baseUrl) {
+        say("Using running server " + baseUrl + " (" + lease.model() + ", managed by tether pid "
+                + lease.owner().pid() + "; it stays up when this run ends)");
+    }
+
+    @Override
+    public void reaped(Lease lease, StopReport report) {
+        say("Reaped orphan " + lease.id() + " (model " + lease.model() + ", port " + lease.port()
+                + ", left by a tether that is gone): " + report.summary());
+    }
+
+    @Override
+    public void stopped(Lease lease, String summary) {
+        say("Server " + lease.id() + " stopped: " + summary);
+    }
+
+    @Override
+    public void waiting(String message) {
+        say(message);
+    }
+}

@@ -1,0 +1,96 @@
+package dev.tether.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import dev.tether.proc.Member;
+import dev.tether.proc.ProcessTree;
+import dev.tether.server.Lease;
+import dev.tether.server.ServerEvents;
+import dev.tether.server.ServerManager;
+import dev.tether.server.TetherHome;
+import java.io.PrintWriter;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code tether ps [--json]}: the managed servers. */
+@Command(name = "ps", mixinStandardHelpOptions = true,
+        description = "List managed servers: id, model, port, pids, owner, state, uptime.")
+final class PsCommand implements Callable<Integer> {
+
+    @Option(names = "--json", description = "One JSON array, for scripts.")
+    boolean json;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        TetherCommand.requireLinux();
+        PrintWriter out = spec.commandLine().getOut();
+        ServerManager manager = new ServerManager(TetherHome.fromEnvironment(), ServerEvents.NONE);
+        List<Map<String, Object>> rows = new ArrayList<>();
+        for (Lease lease : manager.leases()) {
+            rows.add(row(lease));
+        }
+        if (json) {
+            ObjectMapper mapper = JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
+            out.println(mapper.writeValueAsString(rows));
+            return ExitCode.OK;
+        }
+        if (rows.isEmpty()) {
+            out.println("No managed servers.");
+            return ExitCode.OK;
+        }
+        String format = "%-16s %-24s %6s  %-8s %-22s %-12s %s%n";
+        out.printf(format, "ID", "MODEL", "PORT", "STATE", "OWNER", "UPTIME", "PIDS");
+        for (Map<String, Object> r : rows) {
+            out.printf(format, r.get("id"), abbreviate(String.valueOf(r.get("model")), 24), r.get("port"), r.get("state"),
+                    r.get("owner"), r.get("uptime"), r.get("pids"));
+        }
+        return ExitCode.OK;
+    }
+
+    static Map<String, Object> row(Lease lease) {
+        List<Integer> pids = new ProcessTree(lease.membership()).members().stream().map(Member::pid).toList();
+        String state = lease.isOrphan() ? "orphan" : lease.state().name().toLowerCase();
+        Map<String, Object> row = new LinkedHashMap<>();
+        row.put("id", lease.id());
+        row.put("model", lease.model());
+        row.put("profile", lease.profile());
+        row.put("port", lease.port());
+        row.put("url", dev.tether.server.ServerSpec.baseUrl(lease.host(), lease.port()));
+        row.put("state", state);
+        row.put("owner", lease.owner() == null ? "-" : "tether pid " + lease.owner().pid() + (lease.ownerAlive() ? "" : " (gone)"));
+        row.put("ownerPid", lease.owner() == null ? null : lease.owner().pid());
+        row.put("serverPid", lease.server() == null ? null : lease.server().pid());
+        row.put("pids", pids.stream().map(String::valueOf).collect(Collectors.joining(",")));
+        row.put("uptime", lease.startedAt() == null ? "-" : human(Duration.between(lease.startedAt(), Instant.now())));
+        row.put("log", lease.logPath());
+        return row;
+    }
+
+    static String human(Duration d) {
+        long s = d.toSeconds();
+        if (s < 60) {
+            return s + "s";
+        }
+        if (s < 3600) {
+            return s / 60 + "m" + s % 60 + "s";
+        }
+        return s / 3600 + "h" + (s % 3600) / 60 + "m";
+    }
+
+    private static String abbreviate(String s, int n) {
+        return s.length() <= n ? s : "..." + s.substring(s.length() - n + 3);
+    }
+}

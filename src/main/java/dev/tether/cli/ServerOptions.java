@@ -1,0 +1,116 @@
+package dev.tether.cli;
+
+import dev.tether.proc.PortListeners;
+import dev.tether.proc.SpawnException;
+import dev.tether.proc.Spawner;
+import dev.tether.server.Profile;
+import dev.tether.server.Profiles;
+import dev.tether.server.ServerSpec;
+import dev.tether.server.TetherHome;
+import java.nio.file.Path;
+import java.time.Duration;
+import picocli.CommandLine.Option;
+
+/** The options that say which server to run and where (a mixin shared by serve and run). */
+final class ServerOptions {
+
+    @Option(names = "--model", paramLabel = "M", description = "Model name or path, passed to the server as {model}.")
+    String model;
+
+    @Option(names = "--profile", paramLabel = "NAME",
+            description = "Server profile: vllm, llama-server, sglang, embedded, or one from tether.yaml.")
+    String profile;
+
+    @Option(names = "--command", paramLabel = "\"ARGV TEMPLATE\"",
+            description = "Any server: an argv template with {model} {port} {host}, split like a shell would but never run by one.")
+    String command;
+
+    @Option(names = "--health", paramLabel = "PATH|none",
+            description = "Health path that answers 2xx when ready (default /health); none = ready when the port listens.")
+    String health;
+
+    @Option(names = "--port", paramLabel = "P|auto", defaultValue = "8000",
+            description = "Port for the server, or auto for a free one (default: ${DEFAULT-VALUE}).")
+    String port;
+
+    @Option(names = "--host", paramLabel = "H", defaultValue = "127.0.0.1",
+            description = "Address the server binds (default: ${DEFAULT-VALUE}).")
+    String host;
+
+    @Option(names = "--startup-timeout", paramLabel = "DURATION", converter = DurationConverter.class,
+            description = "Give up if the server is not ready by then (default: the profile's, 600s).")
+    Duration startupTimeout;
+
+    @Option(names = "--grace", paramLabel = "DURATION", converter = DurationConverter.class, defaultValue = "10s",
+            description = "How long the server gets after SIGTERM before SIGKILL (default: ${DEFAULT-VALUE}).")
+    Duration grace;
+
+    /** Resolves the options into a spec, or throws a one-line usage error; nothing is started. */
+    ServerSpec toSpec(TetherHome home) {
+        Profile chosen = resolveProfile(home);
+        if (health != null) {
+            chosen = chosen.withHealthPath(health.equals("none") ? null : health);
+        }
+        if (startupTimeout != null) {
+            chosen = chosen.withStartupTimeout(startupTimeout);
+        }
+        if ((model == null || model.isBlank()) && chosen.command().mentions("model")) {
+            throw CliError.usage("--model is needed: the " + chosen.name() + " profile's command uses {model}");
+        }
+        ServerSpec spec = new ServerSpec(model, chosen, host, parsePort(port), grace);
+        try {
+            Spawner.resolveExecutable(spec.argv(1).getFirst(), chosen.env().get("PATH"));
+        } catch (SpawnException e) {
+            throw CliError.usage(e.getMessage() + " — the server command of profile " + chosen.name());
+        }
+        return spec;
+    }
+
+    private Profile resolveProfile(TetherHome home) {
+        try {
+            if (command != null) {
+                if (profile != null && !profile.equals(Profiles.COMMAND)) {
+                    throw CliError.usage("--command and --profile " + profile + " cannot be combined; choose one");
+                }
+                return Profiles.command(command, "/health");
+            }
+            Profiles profiles = Profiles.load(home, Path.of("").toAbsolutePath());
+            String name = profile;
+            if (name == null) {
+                if ("tiny".equals(model) || (model != null && model.endsWith(".gguf"))) {
+                    name = Profiles.EMBEDDED;
+                } else {
+                    throw CliError.usage("which server should run " + (model == null ? "the model" : "'" + model + "'")
+                            + "? Give --profile (" + String.join(", ", profiles.names()) + ") or --command \"...\"");
+                }
+            }
+            if (name.equals(Profiles.EMBEDDED)) {
+                throw CliError.usage("the embedded engine (profile 'embedded', model 'tiny' or a .gguf file) is not in this build yet;"
+                        + " use --profile vllm|llama-server|sglang or --command");
+            }
+            if (name.equals(Profiles.COMMAND)) {
+                throw CliError.usage("--profile command needs --command \"ARGV TEMPLATE\"");
+            }
+            String finalName = name;
+            return profiles.find(name).orElseThrow(() -> CliError.usage("unknown profile '" + finalName
+                    + "' (known: " + String.join(", ", profiles.names()) + "; add your own in tether.yaml)"));
+        } catch (Profiles.ProfileException | IllegalArgumentException e) {
+            throw CliError.usage(e.getMessage());
+        }
+    }
+
+    static int parsePort(String text) {
+        if (text.equals("auto")) {
+            return ServerSpec.AUTO_PORT;
+        }
+        try {
+            long p = Long.parseLong(text.trim());
+            if (PortListeners.isValidPort(p)) {
+                return (int) p;
+            }
+        } catch (NumberFormatException e) {
+            // below
+        }
+        throw CliError.usage("--port must be a number from 1 to 65535 or auto, not '" + text + "'");
+    }
+}
