@@ -84,10 +84,6 @@ final class ServerOptions {
                             + "? Give --profile (" + String.join(", ", profiles.names()) + ") or --command \"...\"");
                 }
             }
-            if (name.equals(Profiles.EMBEDDED)) {
-                throw CliError.usage("the embedded engine (profile 'embedded', model 'tiny' or a .gguf file) is not in this build yet;"
-                        + " use --profile vllm|llama-server|sglang or --command");
-            }
             if (name.equals(Profiles.COMMAND)) {
                 throw CliError.usage("--profile command needs --command \"ARGV TEMPLATE\"");
             }

@@ -19,6 +19,7 @@ import java.util.Map;
  */
 public final class Spawner {
     private static final Path SETSID = Path.of("/usr/bin/setsid");
+    private static final java.time.Duration SETSID_DEADLINE = java.time.Duration.ofSeconds(5);
 
     /**
      * @param argv       program and arguments; the program is looked up on PATH when it has no slash
@@ -94,7 +95,11 @@ public final class Spawner {
         } catch (IOException e) {
             throw new SpawnException("cannot start " + program + ": " + e.getMessage(), e);
         }
-        var identity = ProcessIdentity.of((int) process.pid());
+        // The setsid program calls setsid(2) in the child just after the fork: return only once it has (or
+        // the child is already gone), so that the session and group the pid names exist when callers signal them.
+        int pid = (int) process.pid();
+        Poll.until(() -> ProcFs.stat(pid).map(s -> s.session() == pid || s.isDead()).orElse(true), SETSID_DEADLINE);
+        var identity = ProcessIdentity.of(pid);
         return new Spawned(process, identity, spec.leaseId(), spec.logFile());
     }
 

@@ -13,7 +13,8 @@ import java.util.regex.Pattern;
  */
 public record ArgvTemplate(List<String> words) {
     public static final List<String> PLACEHOLDERS = List.of("model", "port", "host");
-    private static final Pattern PLACEHOLDER = Pattern.compile("\\{([^{}]*)}");
+    /** A placeholder is a name in braces; other braces (JSON arguments such as {@code '{"a": 1}'}) are literal text. */
+    private static final Pattern PLACEHOLDER = Pattern.compile("\\{([A-Za-z_][A-Za-z0-9_-]*)}");
 
     public ArgvTemplate {
         words = List.copyOf(words);

@@ -37,6 +37,18 @@ public final class Profiles {
         builtIn("vllm", "vllm serve {model} --host {host} --port {port}", "/health");
         builtIn("llama-server", "llama-server -m {model} --host {host} --port {port}", "/health");
         builtIn("sglang", "python3 -m sglang.launch_server --model-path {model} --host {host} --port {port}", "/health");
+        profiles.put(EMBEDDED, embedded());
+    }
+
+    /**
+     * tether's own engine (llama.cpp in a child JVM): {@code tiny} or any GGUF file. Its heap stays
+     * small; the model lives in native memory.
+     */
+    static Profile embedded() {
+        List<String> argv = new ArrayList<>(JavaCommand.of(List.of("-XX:+UseSerialGC", "-Xmx256m", "-Xshare:auto"),
+                "dev.tether.server.embedded.EmbeddedServer"));
+        argv.addAll(List.of("--model", "{model}", "--host", "{host}", "--port", "{port}"));
+        return new Profile(EMBEDDED, new ArgvTemplate(argv), "/health", null, Map.of());
     }
 
     private void builtIn(String name, String command, String health) {
@@ -66,7 +78,6 @@ public final class Profiles {
     public List<String> names() {
         List<String> names = new ArrayList<>(profiles.keySet());
         names.add(COMMAND);
-        names.add(EMBEDDED);
         return names;
     }
 

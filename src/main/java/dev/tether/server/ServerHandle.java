@@ -110,6 +110,7 @@ public final class ServerHandle implements AutoCloseable {
         this.lease = fresh.lease;
         this.connection = fresh.connection;
         manager.forget(fresh);
+        manager.track(this);   // stop() untracked it: the restarted server must still go at close and shutdown
         this.stopped = false;
         restarts++;
     }

@@ -93,15 +93,20 @@ public final class ServerManager implements AutoCloseable {
                 events.reusing(other, ServerSpec.baseUrl(other.host(), other.port()));
                 return new ServerHandle(this, spec, other, null);
             }
-            // Another live tether is starting (or restarting) a server there: wait for it, then decide again.
+            // Another live tether is starting (or restarting) a server there, or its server does not answer
+            // right now: wait until it is healthy, gone or orphaned, then decide again — at most until our deadline.
+            boolean starting = other.state() != Lease.State.READY;
             events.waiting("port " + other.port() + ": a server for " + other.model()
-                    + " is starting under tether pid " + other.owner().pid() + "; waiting for it");
+                    + (starting ? " is starting" : " does not answer its health check") + " under tether pid "
+                    + other.owner().pid() + "; waiting for it");
+            Readiness otherReady = readiness(other);
             boolean changed = Poll.until(() -> store.read(other.id())
-                            .map(l -> l.state() == Lease.State.READY || l.isOrphan()).orElse(true),
+                            .map(l -> l.isOrphan() || (l.state() == Lease.State.READY && otherReady.isReady())).orElse(true),
                     Duration.ofNanos(Math.max(0, deadline - System.nanoTime())), Duration.ofMillis(100));
             if (!changed) {
                 throw new ServerStartException("port " + other.port() + ": the server that tether pid "
-                        + other.owner().pid() + " is starting did not become ready in time", "");
+                        + other.owner().pid() + (starting ? " is starting" : " manages there")
+                        + " did not become ready in time", "");
             }
         }
     }
@@ -160,10 +165,13 @@ public final class ServerManager implements AutoCloseable {
     }
 
     private boolean healthy(Lease lease) {
+        return readiness(lease).isReady();
+    }
+
+    private static Readiness readiness(Lease lease) {
         String path = lease.healthPath();
-        Readiness check = path == null ? Readiness.listening(lease.port())
+        return path == null ? Readiness.listening(lease.port())
                 : Readiness.http(ServerSpec.baseUrl(lease.host(), lease.port()) + path);
-        return check.isReady();
     }
 
     /**
@@ -316,6 +324,13 @@ public final class ServerManager implements AutoCloseable {
 
     void forget(ServerHandle handle) {
         owned.remove(handle);
+    }
+
+    /** (Again) one of the servers this manager stops on close and at shutdown: a handle restarted after stop(). */
+    void track(ServerHandle handle) {
+        if (!owned.contains(handle)) {
+            owned.add(handle);
+        }
     }
 
     /** Every lease, live or orphaned. */

@@ -160,6 +160,9 @@ public final class Shim {
     }
 
     private void rootExited() {
+        if (stopping.get()) {
+            return;   // our own stop ended it and "stopped" follows: an "exited" now would read as a crash
+        }
         int code = server.process().exitValue();
         if (code == 0 && !tree.members().isEmpty()) {
             daemonized = true;   // members live on as our descendants: keep managing them

@@ -11,10 +11,18 @@ import dev.tether.proc.ProcessTree;
 import dev.tether.proc.Spawned;
 import dev.tether.proc.Spawner;
 import dev.tether.proc.TreeStopper;
+import dev.tether.server.Lease;
+import dev.tether.server.Profile;
+import dev.tether.server.Profiles;
+import dev.tether.server.ServerEvents;
+import dev.tether.server.ServerHandle;
+import dev.tether.server.ServerManager;
+import dev.tether.server.ServerSpec;
+import dev.tether.server.TetherHome;
 import dev.tether.testing.TestLease;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -87,25 +95,32 @@ class PortCommandTest {
     }
 
     @Test
-    void aManagedServerIsStoppedWithItsWholeTree(TestLease lease) throws Exception {
+    void aManagedServerIsStoppedWithItsWholeTree() throws Exception {
         int port = Fixture.freePort();
-        Files.createDirectories(home().resolve("leases"));
-        Files.writeString(home().resolve("leases").resolve(lease.id() + ".json"), "{}");
-        Spawned server = Spawner.spawn(Spawner.Spec.of(
-                Fixture.command(ForksWorkers.class, "--port", String.valueOf(port), "--workers", "2"),
-                dir.resolve("server.log"), lease.id()));
-        ProcessTree tree = new ProcessTree(server.membership());
-        Fixture.awaitListening(port, STARTUP);
-        assertThat(Poll.until(() -> tree.members().size() == 3, STARTUP)).isTrue();
+        // A real managed server (the seed's shape: a parent and forked workers, one listening), started
+        // the way tether starts one: under its shim, with a lease in this TETHER_HOME. This JVM owns it.
+        Profile forks = Profiles.command(String.join(" ",
+                Fixture.command(ForksWorkers.class, "--port", "{port}", "--workers", "2")), null);
+        try (ServerManager owner = new ServerManager(new TetherHome(home()), ServerEvents.NONE);
+             ServerHandle server = owner.start(new ServerSpec("fixture", forks, "127.0.0.1", port, Duration.ofSeconds(5)))) {
+            Lease lease = server.lease();
+            ProcessTree tree = new ProcessTree(lease.membership());
+            assertThat(Poll.until(() -> tree.members().size() == 3, STARTUP)).isTrue();
 
-        var shown = TetherCli.run(home(), "port", String.valueOf(port));
-        assertThat(shown.out()).contains("managed by tether (lease " + lease.id() + ")");
+            var shown = TetherCli.run(home(), "port", String.valueOf(port));
+            assertThat(shown.out()).contains("managed by tether (lease " + lease.id() + ")");
 
-        var killed = TetherCli.run(home(), "port", String.valueOf(port), "--kill");
-        assertThat(killed.exitCode()).as(killed.err()).isZero();
-        assertThat(killed.out()).contains("Stopped: 3 processes");
-        assertThat(tree.members()).isEmpty();
-        assertThat(PortListeners.isListening(port)).isFalse();
+            var killed = TetherCli.run(home(), "port", String.valueOf(port), "--kill");
+            assertThat(killed.exitCode()).as(killed.err()).isZero();
+            assertThat(killed.out()).contains("Stopped " + lease.id());
+            assertThat(tree.members()).isEmpty();
+            assertThat(PortListeners.isListening(port)).isFalse();
+            assertThat(lease.shim().isAlive()).isFalse();
+            assertThat(home().resolve("leases").resolve(lease.id() + ".json")).doesNotExist();
+            // Stopped through its shim, so the owner notices.
+            server.onExit().get(STARTUP.toSeconds(), TimeUnit.SECONDS);
+            assertThat(server.externalStopSummary()).isPresent();
+        }
     }
 
     @Test
