@@ -39,14 +39,14 @@ final class ConsoleEvents implements ServerEvents {
 
     @Override
     public void reusing(Lease lease, String baseUrl) {
-        say("Using running server " + baseUrl + " (" + lease.model() + ", managed by tether pid "
+        say("Using running server " + baseUrl + " (" + dev.tether.server.ServerManager.describe(lease) + ", managed by tether pid "
                 + lease.owner().pid() + "; it stays up when this run ends)");
     }
 
     @Override
     public void reaped(Lease lease, StopReport report) {
-        say("Reaped orphan " + lease.id() + " (model " + lease.model() + ", port " + lease.port()
-                + ", left by a tether that is gone): " + report.summary());
+        say("Reaped orphan " + lease.id() + " (" + dev.tether.server.ServerManager.describe(lease) + ", port "
+                + lease.port() + ", left by a tether that is gone): " + report.summary());
     }
 
     @Override

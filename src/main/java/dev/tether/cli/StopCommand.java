@@ -48,7 +48,7 @@ final class StopCommand implements Callable<Integer> {
         }
         for (Lease lease : leases) {
             String summary = manager.stop(lease);
-            out.println("Stopped " + lease.id() + " (model " + lease.model() + ", port " + lease.port() + "): " + summary);
+            out.println("Stopped " + lease.id() + " (" + ServerManager.describe(lease) + ", port " + lease.port() + "): " + summary);
         }
         return ExitCode.OK;
     }

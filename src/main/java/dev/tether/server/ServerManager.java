@@ -139,10 +139,10 @@ public final class ServerManager implements AutoCloseable {
                             reapLease(lease);
                             continue;
                         }
-                        if (!sameServer(lease, spec)) {
-                            throw new PortInUseException("port " + port + ": a server for " + lease.model()
-                                    + " (profile " + lease.profile() + ") is already running there, managed by tether pid "
-                                    + lease.owner().pid() + "; use --port auto, or `tether stop --port " + port + "`");
+                        if (!sameServer(lease, spec, port)) {
+                            throw new PortInUseException("port " + port + ": another server (" + describe(lease)
+                                    + ") is already running there, managed by tether pid " + lease.owner().pid()
+                                    + "; use --port auto, or `tether stop --port " + port + "`");
                         }
                         return new Claim(lease, false);
                     }
@@ -159,9 +159,17 @@ public final class ServerManager implements AutoCloseable {
         }
     }
 
-    private static boolean sameServer(Lease lease, ServerSpec spec) {
+    /** Reusable only if it is the very command we would run: same model, profile and argv. */
+    private static boolean sameServer(Lease lease, ServerSpec spec, int port) {
         return java.util.Objects.equals(lease.model(), spec.model())
-                && java.util.Objects.equals(lease.profile(), spec.profile().name());
+                && java.util.Objects.equals(lease.profile(), spec.profile().name())
+                && lease.argv().equals(spec.argv(port));
+    }
+
+    /** "model M, profile P" or, for a bare command, the command itself. */
+    public static String describe(Lease lease) {
+        return lease.model() != null ? "model " + lease.model() + ", profile " + lease.profile()
+                : "command: " + String.join(" ", lease.argv());
     }
 
     private boolean healthy(Lease lease) {
@@ -187,7 +195,7 @@ public final class ServerManager implements AutoCloseable {
             if (holder.ownership() == PortInspector.Ownership.ORPHAN) {
                 String id = holder.leaseId().orElseThrow();
                 int pgid = ProcFs.stat(holder.identity().pid()).map(ProcStat::pgrp).orElse(0);
-                Lease ghost = new Lease(id, "?", "?", List.of(), "", port, null, null, pgid, null, null,
+                Lease ghost = new Lease(id, null, "?", List.of(holder.command()), "", port, null, null, pgid, null, null,
                         Set.of(holder.identity()), null, null, 0, Lease.State.READY);
                 reapLease(ghost);
             }

@@ -54,6 +54,7 @@ public final class Shim {
     private volatile Spawned server;
     private volatile ProcessTree tree;
     private volatile boolean daemonized;
+    private volatile Thread outputPump;
     private final AtomicBoolean exitReported = new AtomicBoolean();
 
     private Shim(LeaseStore leases, String leaseId) {
@@ -95,7 +96,7 @@ public final class Shim {
         leases.update(leaseId, l -> l.withServer(root, server.pid()));
         owner.println("started " + server.pid() + " " + (root == null ? 0 : root.startTicks()));
 
-        Thread.ofVirtual().name("server-output").start(() -> {
+        outputPump = Thread.ofVirtual().name("server-output").start(() -> {
             try (var in = server.process().getInputStream()) {
                 output.pump(in);
             } catch (IOException e) {
@@ -164,6 +165,13 @@ public final class Shim {
             return;   // our own stop ended it and "stopped" follows: an "exited" now would read as a crash
         }
         int code = server.process().exitValue();
+        try {
+            // Let the server's last lines reach the log before the owner reads its tail (bounded:
+            // a descendant may keep the pipe open).
+            outputPump.join(java.time.Duration.ofMillis(500));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         if (code == 0 && !tree.members().isEmpty()) {
             daemonized = true;   // members live on as our descendants: keep managing them
             owner.println("daemonized");
