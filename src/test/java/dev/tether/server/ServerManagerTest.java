@@ -476,7 +476,7 @@ class ServerManagerTest {
 
         Recorder otherEvents = new Recorder();
         ServerManager other = manager(otherEvents);
-        ServerSpec same = spec(healthServer().withStartupTimeout(Duration.ofSeconds(2)), port);
+        ServerSpec same = spec(healthServer("--crash-after-ms", "1000").withStartupTimeout(Duration.ofSeconds(2)), port);
         ExecutorService pool = Executors.newSingleThreadExecutor();
         try {
             Future<ServerHandle> attempt = pool.submit(() -> other.start(same));
