@@ -47,7 +47,12 @@ final class ServerOptions {
 
     /** Resolves the options into a spec, or throws a one-line usage error; nothing is started. */
     ServerSpec toSpec(TetherHome home) {
-        Profile chosen = resolveProfile(home);
+        return toSpec(home, model);
+    }
+
+    /** The same server options for another model (a run's question generator or judge). */
+    ServerSpec toSpec(TetherHome home, String model) {
+        Profile chosen = resolveProfile(home, model);
         if (health != null) {
             chosen = chosen.withHealthPath(health.equals("none") ? null : health);
         }
@@ -66,7 +71,7 @@ final class ServerOptions {
         return spec;
     }
 
-    private Profile resolveProfile(TetherHome home) {
+    private Profile resolveProfile(TetherHome home, String model) {
         try {
             if (command != null) {
                 if (profile != null && !profile.equals(Profiles.COMMAND)) {

@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
         description = {
                 "Runs batch LLM jobs against model servers that it starts, watches and stops itself.",
                 "A server's whole process tree goes when the run ends; nothing tether did not start is touched."},
-        subcommands = {ServeCommand.class, PsCommand.class, StopCommand.class, LogsCommand.class, PortCommand.class,
+        subcommands = {RunCommand.class, ServeCommand.class, PsCommand.class, StopCommand.class, LogsCommand.class, PortCommand.class,
                 ReapCommand.class, CommandLine.HelpCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {

@@ -20,14 +20,24 @@ final class JavaCommand {
     }
 
     static List<String> of(List<String> jvmFlags, String mainClass, String... args) {
+        return withClasspath(jvmFlags, classpath(), mainClass, args);
+    }
+
+    static List<String> withClasspath(List<String> jvmFlags, String classpath, String mainClass, String... args) {
+        List<String> argv = jvm(jvmFlags, classpath);
+        argv.add(mainClass);
+        argv.addAll(List.of(args));
+        return argv;
+    }
+
+    /** The java binary, its flags and the class path: a command still without its main class. */
+    static List<String> jvm(List<String> jvmFlags, String classpath) {
         List<String> argv = new ArrayList<>();
         argv.add(javaBinary());
         argv.add("--enable-native-access=ALL-UNNAMED");
         argv.addAll(jvmFlags);
         argv.add("-cp");
-        argv.add(classpath());
-        argv.add(mainClass);
-        argv.addAll(List.of(args));
+        argv.add(classpath);
         return argv;
     }
 }

@@ -1,6 +1,9 @@
 package dev.tether.server;
 
+import dev.tether.proc.ProcessTree;
+import java.util.HashSet;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * A running server, from {@link ServerManager#start}. Closing it stops the server's whole tree if
@@ -97,15 +100,20 @@ public final class ServerHandle implements AutoCloseable {
         return summary;
     }
 
-    /** Stops the server completely, then starts it again on the same port with the same spec. */
+    /**
+     * Stops the server completely, waits (where nvidia-smi exists, bounded) until the stopped processes
+     * no longer hold GPU memory, then starts it again on the same port with the same spec.
+     */
     public synchronized void restart() throws ServerStartException, ForeignPortException, PortInUseException {
         if (!owned) {
             throw new IllegalStateException("this server belongs to another tether (pid "
                     + lease.owner().pid() + "): it is not restarted from here");
         }
+        Set<Integer> pids = treePids();   // before the stop: afterwards the lease is gone
         if (!stopped) {
             manager.stopOwned(lease, connection);
         }
+        manager.awaitGpuRelease(pids);
         ServerHandle fresh = manager.launchOwned(spec.withPort(lease.port()));
         this.lease = fresh.lease;
         this.connection = fresh.connection;
@@ -113,6 +121,21 @@ public final class ServerHandle implements AutoCloseable {
         manager.track(this);   // stop() untracked it: the restarted server must still go at close and shutdown
         this.stopped = false;
         restarts++;
+    }
+
+    /** The pids of the server's tree: every member its lease recorded, and every member alive now. */
+    private Set<Integer> treePids() {
+        Lease recorded = manager.store().read(lease.id()).orElse(lease);
+        Set<Integer> pids = new HashSet<>();
+        if (recorded.server() != null) {
+            pids.add(recorded.server().pid());
+        }
+        recorded.members().forEach(m -> pids.add(m.pid()));
+        new ProcessTree(recorded.membership()).members().forEach(m -> pids.add(m.pid()));
+        if (recorded.shim() != null) {
+            pids.remove(recorded.shim().pid());   // the shim holds no GPU memory
+        }
+        return pids;
     }
 
     void updateLease(Lease newer) {

@@ -48,8 +48,13 @@ import java.util.concurrent.TimeoutException;
  * the servers on SIGINT and SIGTERM.
  */
 public final class ServerManager implements AutoCloseable {
-    private static final List<String> SHIM_JVM_FLAGS = List.of("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-            "-Xmx64m", "-Xss512k", "-XX:-UsePerfData", "-Xshare:auto");
+    /**
+     * The shim's JVM: small and quick to start (BENCHMARKS.md); the JVM's own warnings go to stderr (the
+     * shim's log), never into stdout, which is the shim's report channel. {@link ShimCache} adds its AOT cache.
+     * No -Xshare flag: sharing is on by default, and the AOT cache's training run refuses any -Xshare.
+     */
+    static final List<String> SHIM_JVM_FLAGS = List.of("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-Xms8m", "-Xmx64m", "-Xss512k", "-XX:-UsePerfData", "-Xlog:disable", "-Xlog:all=warning:stderr");
     /** How long a shim may take to come up and spawn the server. */
     private static final Duration SHIM_START = Duration.ofSeconds(60);
     private static final int LOG_TAIL_LINES = 40;
@@ -57,6 +62,7 @@ public final class ServerManager implements AutoCloseable {
     private final TetherHome home;
     private final LeaseStore store;
     private final ServerEvents events;
+    private final ShimCache shimCache;
     private final ProcessIdentity self = ProcessIdentity.current();
     private final List<ServerHandle> owned = new CopyOnWriteArrayList<>();
     private final Thread shutdownHook = new Thread(this::stopAll, "tether-stop-servers");
@@ -66,6 +72,11 @@ public final class ServerManager implements AutoCloseable {
         this.home = home.ensure();
         this.store = new LeaseStore(home);
         this.events = events == null ? ServerEvents.NONE : events;
+        this.shimCache = new ShimCache(home, SHIM_JVM_FLAGS, JavaCommand.classpath());
+    }
+
+    ShimCache shimCache() {
+        return shimCache;
     }
 
     LeaseStore store() {
@@ -242,14 +253,16 @@ public final class ServerManager implements AutoCloseable {
         Spawned shim;
         try {
             Spawner.resolveExecutable(lease.argv().getFirst(), env.get("PATH"));
+            List<String> jvmFlags = new ArrayList<>(SHIM_JVM_FLAGS);
+            jvmFlags.addAll(shimCache.flags());
             shim = Spawner.spawn(new Spawner.Spec(
-                    JavaCommand.of(SHIM_JVM_FLAGS, Shim.class.getName(), home.root().toString(), lease.id()),
+                    JavaCommand.of(jvmFlags, Shim.class.getName(), home.root().toString(), lease.id()),
                     env, null, Path.of(lease.logPath() + ".shim"), lease.id(), true, Spawner.Output.PIPE_STDOUT));
         } catch (SpawnException e) {
             store.remove(lease.id());
             throw new ServerStartException(e.getMessage(), "");
         }
-        ShimConnection connection = new ShimConnection(shim);
+        ShimConnection connection = new ShimConnection(shim, t0);
         Lease current = store.update(lease.id(), l -> l.withShim(shim.identity().orElse(null))).orElse(lease);
         ServerHandle handle = new ServerHandle(this, spec, current, connection);
         owned.add(handle);
@@ -271,6 +284,7 @@ public final class ServerManager implements AutoCloseable {
         Lease ready = store.update(lease.id(), l -> l.withState(Lease.State.READY)).orElse(current);
         events.ready(ready, ServerSpec.baseUrl(ready.host(), ready.port()), Duration.ofNanos(System.nanoTime() - t0));
         handle.updateLease(ready);
+        shimCache.trainInBackground();   // once per tether build and JDK: the next shims start faster
         return handle;
     }
 
@@ -328,6 +342,18 @@ public final class ServerManager implements AutoCloseable {
         }
         events.stopped(lease, summary);
         return summary;
+    }
+
+    /**
+     * DESIGN 3.9: before another start on the same GPUs, waits (bounded) until the stopped pids leave
+     * nvidia-smi's compute apps; says so when the wait times out. Returns at once without nvidia-smi.
+     */
+    GpuMemory.Result awaitGpuRelease(Set<Integer> pids) {
+        GpuMemory.Result result = GpuMemory.awaitReleased(pids, GpuMemory.DEFAULT_TIMEOUT);
+        if (result.outcome() == GpuMemory.Outcome.TIMED_OUT || result.outcome() == GpuMemory.Outcome.QUERY_FAILED) {
+            events.waiting(result.message());
+        }
+        return result;
     }
 
     void forget(ServerHandle handle) {
@@ -406,6 +432,7 @@ public final class ServerManager implements AutoCloseable {
     }
 
     private void stopAll() {
+        shimCache.cancel();
         List<ServerHandle> handles = new ArrayList<>(owned);
         java.util.Collections.reverse(handles);
         for (ServerHandle handle : handles) {

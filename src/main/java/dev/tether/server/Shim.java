@@ -115,7 +115,14 @@ public final class Shim {
         } catch (InterruptedException e) {
             stopReason = "interrupted";
         }
-        refresher.shutdownNow();
+        // Let a refresh in flight finish rather than interrupt it: an interrupt inside the lease store's
+        // file lock only fails it (FileLockInterruptionException) and litters the shim's log.
+        refresher.shutdown();
+        try {
+            refresher.awaitTermination(2, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         Duration grace = Duration.ofMillis(lease.graceMillis() > 0 ? lease.graceMillis() : 10_000);
         StopReport report = TreeStopper.stop(tree, grace, lease.port());
         output.line("[tether] server stopped (" + stopReason + "): " + report.summary());

@@ -24,9 +24,13 @@ final class ShimConnection {
     private volatile String stopSummary;
     private volatile String failure;
     private final Thread reader;
+    private final long spawnedAtNanos;
+    private volatile long startedAtNanos;
 
-    ShimConnection(Spawned shim) {
+    /** @param spawnedAtNanos {@link System#nanoTime()} just before the shim was spawned */
+    ShimConnection(Spawned shim, long spawnedAtNanos) {
         this.shim = shim;
+        this.spawnedAtNanos = spawnedAtNanos;
         this.toShim = shim.process().getOutputStream();
         this.reader = Thread.ofVirtual().name("shim-" + shim.pid()).start(this::readReports);
     }
@@ -43,7 +47,10 @@ final class ShimConnection {
                 String[] words = line.split(" ", 2);
                 String rest = words.length > 1 ? words[1] : "";
                 switch (words[0]) {
-                    case "started" -> started.complete(Integer.parseInt(rest.split(" ")[0]));
+                    case "started" -> {
+                        startedAtNanos = System.nanoTime();
+                        started.complete(Integer.parseInt(rest.split(" ")[0]));
+                    }
                     case "exited" -> {
                         exitCode = Integer.parseInt(rest.trim());
                         ended.complete(exitCode);
@@ -62,6 +69,12 @@ final class ShimConnection {
         }
         started.completeExceptionally(new IllegalStateException("the shim exited before starting the server"));
         ended.complete(exitCode);
+    }
+
+    /** From spawning the shim to its "started" report (its JVM's start, and the server's spawn), once reported. */
+    java.util.Optional<Duration> startup() {
+        long at = startedAtNanos;
+        return at == 0 ? java.util.Optional.empty() : java.util.Optional.of(Duration.ofNanos(at - spawnedAtNanos));
     }
 
     boolean shimAlive() {

@@ -126,7 +126,7 @@ public final class EmbeddedServer {
             String host = "127.0.0.1";
             int port = 8000;
             int parallel = 4;
-            int context = 4096;
+            Integer context = null;   // default: 4096 tokens per slot
             int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
             String name = null;
             for (int i = 0; i < args.length; i++) {
@@ -148,6 +148,9 @@ public final class EmbeddedServer {
             }
             if (model == null || model.isBlank()) {
                 throw new IllegalArgumentException("--model is required (tiny, or a path to a .gguf file)");
+            }
+            if (context == null) {
+                context = 4096 * Math.max(1, parallel);
             }
             if (parallel < 1 || context < parallel * 16) {
                 throw new IllegalArgumentException("--parallel must be at least 1 and --ctx at least 16 tokens per slot");

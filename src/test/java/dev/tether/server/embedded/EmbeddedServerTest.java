@@ -187,7 +187,7 @@ class EmbeddedServerTest {
     @Test
     void badRequestsGetOpenAiStyleErrors() throws Exception {
         record Case(String path, String body, int status, String message) {}
-        String longPrompt = "word ".repeat(1500);
+        String longPrompt = "word ".repeat(6000);
         List<Case> cases = List.of(
                 new Case("/v1/completions", "{not json", 400, "not valid JSON"),
                 new Case("/v1/completions", "[1,2]", 400, "JSON object"),

@@ -94,6 +94,8 @@ public final class EngineBench {
                 System.out.printf("  concurrency %2d  %7.1f requests/s%n", concurrency, requests / ((System.nanoTime() - start) / 1e9));
             }
         }
+        // The binding leaves a non-daemon native thread behind after LlamaModel.close(): end the JVM explicitly.
+        System.exit(0);
     }
 
     private static JsonNode send(HttpClient http, URI uri, String body) throws Exception {

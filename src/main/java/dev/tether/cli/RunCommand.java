@@ -1,0 +1,248 @@
+package dev.tether.cli;
+
+import dev.tether.client.ClientConfig;
+import dev.tether.client.OpenAiClient;
+import dev.tether.pipeline.InputException;
+import dev.tether.pipeline.PromptsTask;
+import dev.tether.pipeline.ServerSession;
+import dev.tether.pipeline.StepResult;
+import dev.tether.pipeline.precisewikiqa.PreciseWikiQa;
+import dev.tether.pipeline.precisewikiqa.WikiDocs;
+import dev.tether.server.ForeignPortException;
+import dev.tether.server.PortInUseException;
+import dev.tether.server.ServerManager;
+import dev.tether.server.ServerStartException;
+import dev.tether.server.TetherHome;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code tether run}: a batch job against servers tether starts and stops itself (DESIGN 1 and 6).
+ * Everything is checked before any server starts: task, step, N, files, output directory.
+ */
+@Command(name = "run", mixinStandardHelpOptions = true,
+        description = {"Run a batch job: precisewikiqa (generate -> inference -> eval) or prompts (any JSONL).",
+                "Starts the servers it needs, keeps them busy, and stops them (whole tree, port free) when it ends.",
+                "Re-running the same command resumes: finished records are kept and skipped."})
+final class RunCommand implements Callable<Integer> {
+    static final List<String> STEPS = List.of("generate", "inference", "eval", "all");
+
+    @Mixin
+    ServerOptions server;
+
+    @Option(names = "--task", required = true, paramLabel = "TASK", description = "precisewikiqa or prompts.")
+    String task;
+
+    @Option(names = "--step", paramLabel = "STEP", defaultValue = "all",
+            description = "precisewikiqa step: generate, inference, eval or all (default: ${DEFAULT-VALUE}).")
+    String step;
+
+    @Option(names = "--N", paramLabel = "n", defaultValue = "100", description = "Number of questions (default: ${DEFAULT-VALUE}).")
+    int n;
+
+    @Option(names = "--q-generator", paramLabel = "M", description = "Model that writes the questions (default: --model).")
+    String qGenerator;
+
+    @Option(names = "--judge", paramLabel = "M", description = "Model that judges the answers (default: --model).")
+    String judge;
+
+    @Option(names = "--output-dir", paramLabel = "DIR", defaultValue = "output", description = "Where results go (default: ${DEFAULT-VALUE}).")
+    Path outputDir;
+
+    @Option(names = "--concurrency", paramLabel = "C", defaultValue = "64",
+            description = "Requests in flight at most (default: ${DEFAULT-VALUE}, which suits vLLM).")
+    int concurrency;
+
+    @Option(names = "--no-resume", description = "Start over instead of continuing an earlier run (old files are kept as .bak).")
+    boolean noResume;
+
+    @Option(names = "--input", paramLabel = "FILE.jsonl", description = "prompts: one JSON object per line with prompt or messages.")
+    Path input;
+
+    @Option(names = "--output", paramLabel = "FILE.jsonl", description = "prompts: where generations go (default: OUTPUT-DIR/prompts/<model>/generations.jsonl).")
+    Path output;
+
+    @Option(names = "--max-tokens", paramLabel = "n", defaultValue = "128", description = "Tokens per answer (default: ${DEFAULT-VALUE}).")
+    int maxTokens;
+
+    @Option(names = "--temperature", paramLabel = "T", defaultValue = "0", description = "prompts: sampling temperature unless a line sets its own (default: ${DEFAULT-VALUE}).")
+    double temperature;
+
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "generate: makes document and section sampling reproducible (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--wiki-file", paramLabel = "FILE", description = "generate: wiki documents (default: the sample that ships with tether).")
+    Path wikiFile;
+
+    @Option(names = "--restarts", paramLabel = "n", defaultValue = "3", description = "How often a server that dies mid-run is restarted (default: ${DEFAULT-VALUE}).")
+    int restarts;
+
+    @Option(names = "--request-timeout", paramLabel = "DURATION", defaultValue = "10m", converter = DurationConverter.class,
+            description = "Per request attempt (default: ${DEFAULT-VALUE}).")
+    Duration requestTimeout;
+
+    @Option(names = "--retries", paramLabel = "n", defaultValue = "5", description = "Retries per request for 429, 5xx, timeouts and connection errors (default: ${DEFAULT-VALUE}).")
+    int retries;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        TetherCommand.requireLinux();
+        PrintWriter out = spec.commandLine().getOut();
+        PrintStream err = System.err;
+        checkOptions();
+        TetherHome home = TetherHome.fromEnvironment();
+        // Resolve every server spec now: a bad profile or missing executable is exit 2 before anything starts.
+        String model = server.model;
+        String qGen = qGenerator != null ? qGenerator : model;
+        String judgeModel = judge != null ? judge : model;
+        List<String> steps = task.equals("prompts") ? List.of("prompts")
+                : step.equals("all") ? List.of("generate", "inference", "eval") : List.of(step);
+        for (String s : steps) {
+            server.toSpec(home, modelFor(s, model, qGen, judgeModel));
+        }
+        long promptCount = 0;
+        List<WikiDocs.Doc> docs = null;
+        try {
+            prepareOutputDir();
+            if (task.equals("prompts")) {
+                promptCount = PromptsTask.validate(input);
+            }
+            if (steps.contains("generate")) {
+                docs = WikiDocs.load(wikiFile != null ? wikiFile : WikiDocs.sample(outputDir.resolve("data")));
+            }
+            if (steps.getFirst().equals("inference") && !Files.isRegularFile(PreciseWikiQa.questionsFile(outputDir, qGen))) {
+                throw new InputException("questions file not found: " + PreciseWikiQa.questionsFile(outputDir, qGen)
+                        + " (run --step generate first, with the same --q-generator and --output-dir)");
+            }
+            if (steps.getFirst().equals("eval")
+                    && !Files.isRegularFile(PreciseWikiQa.modelDir(outputDir, model).resolve("generation.jsonl"))) {
+                throw new InputException("generations not found: " + PreciseWikiQa.modelDir(outputDir, model).resolve("generation.jsonl")
+                        + " (run --step inference first, with the same --model and --output-dir)");
+            }
+        } catch (InputException e) {
+            throw CliError.usage(e.getMessage());
+        }
+        if (steps.stream().anyMatch(s -> "tiny".equals(modelFor(s, model, qGen, judgeModel)))) {
+            out.println("Note: model 'tiny' has random weights; its questions, answers and verdicts are meaningless text "
+                    + "(it exists to exercise the pipeline offline). Use --model /path/to/model.gguf or --profile vllm for real results.");
+        }
+
+        Interrupts.install(spec.commandLine().getErr());
+        List<StepResult> results = new ArrayList<>();
+        try (ServerManager manager = new ServerManager(home, new ConsoleEvents(out));
+             ServerSession session = new ServerSession(manager, m -> server.toSpec(home, m), restarts);
+             OpenAiClient client = new OpenAiClient(ClientConfig.of(session::baseUrl)
+                     .withMaxConcurrency(concurrency)
+                     .withRequestTimeout(requestTimeout)
+                     .withMaxRetries(retries)
+                     .withRecovery(session))) {
+            PreciseWikiQa.Context context = new PreciseWikiQa.Context(outputDir, client, concurrency, !noResume, seed,
+                    maxTokens, err);
+            for (String s : steps) {
+                String stepModel = modelFor(s, model, qGen, judgeModel);
+                serve(session, stepModel);
+                out.flush();
+                StepResult result = switch (s) {
+                    case "prompts" -> PromptsTask.run(new PromptsTask.Options(input, promptsOutput(model), model, maxTokens,
+                            temperature, !noResume, concurrency), client, promptCount, err);
+                    case "generate" -> PreciseWikiQa.generate(context, qGen, docs, n);
+                    case "inference" -> PreciseWikiQa.inference(context, model, qGen, n);
+                    case "eval" -> PreciseWikiQa.eval(context, model, judgeModel, n);
+                    default -> throw new IllegalStateException(s);
+                };
+                results.add(result);
+                out.println(result.summary());
+                out.flush();
+            }
+        } catch (InputException e) {
+            throw CliError.usage(e.getMessage());
+        }
+        long failures = results.stream().mapToLong(StepResult::failures).sum();
+        if (failures > 0) {
+            out.println("Done with " + failures + " failed records (kept as failure records; re-run the same command to retry them).");
+            return ExitCode.JOB_FAILED;
+        }
+        out.println("Done.");
+        return ExitCode.OK;
+    }
+
+    private static String modelFor(String step, String model, String qGen, String judgeModel) {
+        return switch (step) {
+            case "generate" -> qGen;
+            case "eval" -> judgeModel;
+            default -> model;
+        };
+    }
+
+    private void serve(ServerSession session, String model) {
+        try {
+            session.serve(model);
+        } catch (ServerStartException e) {
+            String tail = e.logTail().isBlank() ? "" : "\n--- last lines of the server log ---\n" + e.logTail() + "\n---";
+            throw new CliError(ExitCode.SERVER_FAILED, "the server for " + model + " failed to start: " + e.getMessage() + tail);
+        } catch (ForeignPortException | PortInUseException e) {
+            throw new CliError(ExitCode.PORT_HELD, e.getMessage());
+        }
+    }
+
+    private Path promptsOutput(String model) {
+        return output != null ? output
+                : outputDir.resolve("prompts").resolve(PreciseWikiQa.modelName(model)).resolve("generations.jsonl");
+    }
+
+    private void checkOptions() {
+        if (!task.equals("precisewikiqa") && !task.equals("prompts")) {
+            throw CliError.usage("unknown task '" + task + "' (known: precisewikiqa, prompts)");
+        }
+        if (!STEPS.contains(step)) {
+            throw CliError.usage("unknown step '" + step + "' (known: " + String.join(", ", STEPS) + ")");
+        }
+        if (server.model == null || server.model.isBlank()) {
+            throw CliError.usage("--model is required (for example --model tiny, or a path to a .gguf file)");
+        }
+        if (n <= 0) {
+            throw CliError.usage("--N must be a positive number, not " + n);
+        }
+        if (concurrency <= 0) {
+            throw CliError.usage("--concurrency must be at least 1, not " + concurrency);
+        }
+        if (maxTokens <= 0) {
+            throw CliError.usage("--max-tokens must be at least 1, not " + maxTokens);
+        }
+        if (restarts < 0 || retries < 0) {
+            throw CliError.usage("--restarts and --retries cannot be negative");
+        }
+        if (task.equals("prompts") && input == null) {
+            throw CliError.usage("--task prompts needs --input FILE.jsonl");
+        }
+        if (task.equals("precisewikiqa") && input != null) {
+            throw CliError.usage("--input is for --task prompts; precisewikiqa reads --wiki-file");
+        }
+    }
+
+    /** The output directory must be creatable and writable before a server starts. */
+    private void prepareOutputDir() throws InputException {
+        try {
+            Files.createDirectories(outputDir);
+            Path probe = Files.createTempFile(outputDir, ".tether-write-check", ".tmp");
+            Files.delete(probe);
+        } catch (IOException | SecurityException e) {
+            throw new InputException("output directory " + outputDir + " is not writable (" + e.getMessage()
+                    + "); choose another with --output-dir");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+package dev.tether.client;
+
+import java.time.Duration;
+import java.util.Objects;
+import java.util.function.Supplier;
+
+/**
+ * How an {@link OpenAiClient} talks to its server. Start from {@link #of} (the defaults) and change
+ * what you need with the {@code with...} methods.
+ *
+ * @param baseUrl        read before every attempt, since a restarted server may listen elsewhere;
+ *                       {@code http://host:port} or {@code http://host:port/v1}; a null answer is a
+ *                       connection failure ("no server")
+ * @param maxConcurrency HTTP requests in flight at most (callers beyond it queue, fairly)
+ * @param connectTimeout for opening a connection
+ * @param requestTimeout per attempt: the whole answer for {@code complete}; for {@code stream}, the
+ *                       wait for the headers and then for each next line (a stream that keeps talking
+ *                       may run longer). Queueing for a permit is not counted.
+ * @param maxRetries     attempts after the first, at most
+ * @param initialBackoff the first back-off ceiling; doubles per retry up to {@code maxBackoff}
+ * @param maxBackoff     the back-off ceiling, and the cap on a server's {@code Retry-After}
+ * @param recovery       called when an attempt got no answer at all; null for none
+ * @param apiKey         sent as {@code Authorization: Bearer ...} (vLLM's {@code --api-key}); null for none
+ */
+public record ClientConfig(Supplier<String> baseUrl, int maxConcurrency, Duration connectTimeout,
+                           Duration requestTimeout, int maxRetries, Duration initialBackoff, Duration maxBackoff,
+                           ServerRecovery recovery, String apiKey) {
+    public static final int DEFAULT_MAX_CONCURRENCY = 64;   // suits vLLM's continuous batching
+    public static final Duration DEFAULT_CONNECT_TIMEOUT = Duration.ofSeconds(10);
+    public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofMinutes(5);
+    public static final int DEFAULT_MAX_RETRIES = 5;
+    public static final Duration DEFAULT_INITIAL_BACKOFF = Duration.ofMillis(200);
+    public static final Duration DEFAULT_MAX_BACKOFF = Duration.ofSeconds(10);
+
+    public ClientConfig {
+        Objects.requireNonNull(baseUrl, "baseUrl");
+        if (maxConcurrency < 1) {
+            throw new IllegalArgumentException("maxConcurrency must be at least 1, not " + maxConcurrency);
+        }
+        if (maxRetries < 0) {
+            throw new IllegalArgumentException("maxRetries must not be negative, not " + maxRetries);
+        }
+        positive(connectTimeout, "connectTimeout");
+        positive(requestTimeout, "requestTimeout");
+        positive(initialBackoff, "initialBackoff");
+        positive(maxBackoff, "maxBackoff");
+        if (initialBackoff.compareTo(maxBackoff) > 0) {
+            throw new IllegalArgumentException("initialBackoff " + initialBackoff + " exceeds maxBackoff " + maxBackoff);
+        }
+    }
+
+    private static void positive(Duration d, String name) {
+        Objects.requireNonNull(d, name);
+        if (d.isNegative() || d.isZero()) {
+            throw new IllegalArgumentException(name + " must be positive, not " + d);
+        }
+    }
+
+    public static ClientConfig of(String baseUrl) {
+        Objects.requireNonNull(baseUrl, "baseUrl");
+        return of(() -> baseUrl);
+    }
+
+    public static ClientConfig of(Supplier<String> baseUrl) {
+        return new ClientConfig(baseUrl, DEFAULT_MAX_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+                DEFAULT_MAX_RETRIES, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, null, null);
+    }
+
+    public ClientConfig withBaseUrl(Supplier<String> v) {
+        return new ClientConfig(v, maxConcurrency, connectTimeout, requestTimeout, maxRetries, initialBackoff,
+                maxBackoff, recovery, apiKey);
+    }
+
+    public ClientConfig withMaxConcurrency(int v) {
+        return new ClientConfig(baseUrl, v, connectTimeout, requestTimeout, maxRetries, initialBackoff, maxBackoff,
+                recovery, apiKey);
+    }
+
+    public ClientConfig withConnectTimeout(Duration v) {
+        return new ClientConfig(baseUrl, maxConcurrency, v, requestTimeout, maxRetries, initialBackoff, maxBackoff,
+                recovery, apiKey);
+    }
+
+    public ClientConfig withRequestTimeout(Duration v) {
+        return new ClientConfig(baseUrl, maxConcurrency, connectTimeout, v, maxRetries, initialBackoff, maxBackoff,
+                recovery, apiKey);
+    }
+
+    public ClientConfig withMaxRetries(int v) {
+        return new ClientConfig(baseUrl, maxConcurrency, connectTimeout, requestTimeout, v, initialBackoff,
+                maxBackoff, recovery, apiKey);
+    }
+
+    /** Both back-off bounds at once (each alone could cross the other on the way). */
+    public ClientConfig withBackoff(Duration initial, Duration max) {
+        return new ClientConfig(baseUrl, maxConcurrency, connectTimeout, requestTimeout, maxRetries, initial, max,
+                recovery, apiKey);
+    }
+
+    public ClientConfig withRecovery(ServerRecovery v) {
+        return new ClientConfig(baseUrl, maxConcurrency, connectTimeout, requestTimeout, maxRetries, initialBackoff,
+                maxBackoff, v, apiKey);
+    }
+
+    public ClientConfig withApiKey(String v) {
+        return new ClientConfig(baseUrl, maxConcurrency, connectTimeout, requestTimeout, maxRetries, initialBackoff,
+                maxBackoff, recovery, v);
+    }
+
+    @Override
+    public String toString() {
+        return "ClientConfig[baseUrl=" + baseUrl.get() + ", maxConcurrency=" + maxConcurrency + ", connectTimeout="
+                + connectTimeout + ", requestTimeout=" + requestTimeout + ", maxRetries=" + maxRetries
+                + ", backoff=" + initialBackoff + ".." + maxBackoff + ", recovery=" + (recovery != null)
+                + ", apiKey=" + (apiKey == null ? "none" : "set") + "]";
+    }
+}

@@ -1,0 +1,282 @@
+package dev.tether.client;
+
+import dev.tether.client.ClientException.Kind;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Consumer;
+
+/**
+ * Keeps an OpenAI-compatible server (vLLM, llama.cpp's server, tether's engine) busy: callers are
+ * many virtual threads, each blocking in {@link #complete} or {@link #stream}; a fair semaphore lets
+ * {@code maxConcurrency} HTTP requests through at a time over one keep-alive HTTP/1.1 client. An
+ * attempt holds a permit only while it is on the wire — not while it backs off or waits for a
+ * recovery — so a failing request never starves the others.
+ *
+ * <p>Retries, with exponential back-off and full jitter: connection errors, timeouts, 429, 5xx and a
+ * 2xx whose body is not the expected JSON. Other 4xx fail at once with the server's message. When an
+ * attempt got no answer at all, the {@link ServerRecovery} hook (if any) runs before the retry; if it
+ * says the server is gone, the request fails at once. A retry after a recovery costs one unit of the
+ * retry budget like any other — the recovery's own duration is free — and no retry is left for a
+ * recovery once the budget is spent. A stream is retried only while none of its text has reached the
+ * caller.
+ *
+ * <p>Interruption (Ctrl-C in a run) ends a call with {@link InterruptedException} at once, whatever it
+ * was doing, and aborts its HTTP exchange; it is never turned into a {@link ClientException}, so the
+ * caller can tell "stopped" from "failed".
+ */
+public final class OpenAiClient implements AutoCloseable {
+    private static final String COMPLETIONS = "/completions";
+    private static final String CHAT_COMPLETIONS = "/chat/completions";
+    private static final int ERROR_BODY_MAX = 8192;
+
+    private final ClientConfig config;
+    private final ExecutorService executor;
+    private final HttpClient http;
+    private final Semaphore permits;
+    private final ServerRecovery recovery;
+    private final ClientStats stats = new ClientStats();
+    private volatile boolean closed;
+
+    public OpenAiClient(ClientConfig config) {
+        this.config = Objects.requireNonNull(config, "config");
+        this.executor = Executors.newVirtualThreadPerTaskExecutor();
+        this.http = HttpClient.newBuilder()
+                .version(HttpClient.Version.HTTP_1_1)
+                .connectTimeout(config.connectTimeout())
+                .followRedirects(HttpClient.Redirect.NEVER)
+                .executor(executor)
+                .build();
+        this.permits = new Semaphore(config.maxConcurrency(), true);
+        this.recovery = config.recovery() == null ? null : ServerRecovery.singleFlight(config.recovery());
+    }
+
+    public ClientConfig config() {
+        return config;
+    }
+
+    public ClientStats stats() {
+        return stats;
+    }
+
+    /**
+     * One completion, blocking until it is done or has failed for good.
+     *
+     * @throws ClientException      it failed (after the retries it was allowed)
+     * @throws InterruptedException the calling thread was interrupted (the request is abandoned)
+     */
+    public Completion complete(CompletionRequest request) throws ClientException, InterruptedException {
+        return call(request, null);
+    }
+
+    /**
+     * One completion as a stream: {@code onText} gets each piece of text as it arrives, on the calling
+     * thread; the returned completion holds all of it. An exception from {@code onText} aborts the
+     * stream and propagates as it is.
+     */
+    public Completion stream(CompletionRequest request, Consumer<String> onText)
+            throws ClientException, InterruptedException {
+        return call(request, Objects.requireNonNull(onText, "onText"));
+    }
+
+    private Completion call(CompletionRequest request, Consumer<String> onText)
+            throws ClientException, InterruptedException {
+        Objects.requireNonNull(request, "request");
+        if (closed) {
+            throw new IllegalStateException("the client is closed");
+        }
+        long started = System.nanoTime();
+        byte[] body = Wire.requestBody(request, onText != null);
+        String path = request.isChat() ? CHAT_COMPLETIONS : COMPLETIONS;
+        stats.requests.incrementAndGet();
+        try {
+            Completion done = attempts(request.isChat(), path, body, onText, started);
+            stats.succeeded.incrementAndGet();
+            return done;
+        } catch (ClientException e) {
+            stats.failures.incrementAndGet();
+            throw e;
+        }
+    }
+
+    private Completion attempts(boolean chat, String path, byte[] body, Consumer<String> onText, long started)
+            throws ClientException, InterruptedException {
+        int attempts = 0;
+        int retries = 0;
+        while (true) {
+            attempts++;
+            String url = null;
+            SseReader reader = onText == null ? null : new SseReader(chat, onText);
+            AttemptFailure failure;
+            long attemptStart;
+            permits.acquire();
+            stats.inFlight.incrementAndGet();
+            stats.attempts.incrementAndGet();
+            attemptStart = System.nanoTime();
+            try {
+                String base = config.baseUrl().get();
+                if (base == null) {
+                    throw AttemptFailure.of(Kind.CONNECTION, "no server URL (the server is not running)");
+                }
+                url = Wire.endpoint(base, path);
+                Wire.Answer a = reader == null ? send(url, body, chat) : stream(url, body, chat, reader);
+                return new Completion(a.text(), a.finishReason(), a.promptTokens(), a.completionTokens(), attempts,
+                        Duration.ofNanos(System.nanoTime() - started));
+            } catch (AttemptFailure f) {
+                failure = f;
+            } finally {
+                stats.inFlight.decrementAndGet();
+                permits.release();
+            }
+
+            ClientException error = failure.toException(url, attempts, attemptStart, "");
+            if (closed) {
+                throw failure.toException(url, attempts, attemptStart, "the client was closed");
+            }
+            if (!failure.kind.retryable()) {
+                throw error;
+            }
+            if (reader != null && reader.delivered()) {
+                throw failure.toException(url, attempts, attemptStart, "not retried: text had already been streamed");
+            }
+            if (retries >= config.maxRetries()) {
+                throw error;
+            }
+            retries++;
+            stats.retries.incrementAndGet();
+            if (recovery != null && error.noAnswer()) {
+                boolean back;
+                try {
+                    back = recovery.recover(error);
+                } catch (RuntimeException e) {
+                    throw failure.toException(url, attempts, attemptStart, "server recovery failed: "
+                            + AttemptFailure.describe(e));
+                }
+                if (!back) {
+                    throw failure.toException(url, attempts, attemptStart, "the server is gone (recovery gave up)");
+                }
+            }
+            Backoff.pause(Backoff.delayNanos(retries, config.initialBackoff(), config.maxBackoff(),
+                    failure.retryAfter));
+        }
+    }
+
+    private HttpRequest request(String url, byte[] body, boolean stream) throws AttemptFailure {
+        HttpRequest.Builder b;
+        try {
+            b = HttpRequest.newBuilder(URI.create(url));
+        } catch (IllegalArgumentException e) {
+            throw AttemptFailure.of(Kind.REJECTED, "invalid server URL: " + e.getMessage());
+        }
+        b.header("Content-Type", "application/json")
+                .header("Accept", stream ? "text/event-stream" : "application/json")
+                .POST(HttpRequest.BodyPublishers.ofByteArray(body));
+        if (config.apiKey() != null) {
+            b.header("Authorization", "Bearer " + config.apiKey());
+        }
+        return b.build();
+    }
+
+    /** Waits for the response (headers, or all of it) within the attempt's deadline. */
+    private <T> HttpResponse<T> await(CompletableFuture<HttpResponse<T>> pending, long deadline, String what)
+            throws AttemptFailure, InterruptedException {
+        try {
+            return pending.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        } catch (TimeoutException e) {
+            pending.cancel(true);   // aborts the exchange (JDK 16+)
+            throw AttemptFailure.of(Kind.TIMEOUT, "no " + what + " within " + config.requestTimeout().toMillis()
+                    + " ms");
+        } catch (InterruptedException e) {
+            pending.cancel(true);
+            throw e;
+        } catch (ExecutionException e) {
+            throw AttemptFailure.transport(e.getCause(), config.connectTimeout());
+        }
+    }
+
+    private Wire.Answer send(String url, byte[] body, boolean chat) throws AttemptFailure, InterruptedException {
+        long deadline = System.nanoTime() + config.requestTimeout().toNanos();
+        HttpResponse<String> response = await(http.sendAsync(request(url, body, false),
+                HttpResponse.BodyHandlers.ofString()), deadline, "answer");
+        int status = response.statusCode();
+        if (status / 100 != 2) {
+            throw AttemptFailure.status(status, response.headers(), response.body());
+        }
+        return Wire.parseCompletion(response.body(), chat);
+    }
+
+    private Wire.Answer stream(String url, byte[] body, boolean chat, SseReader reader)
+            throws AttemptFailure, InterruptedException {
+        long timeout = config.requestTimeout().toNanos();
+        LineQueue lines = new LineQueue();
+        HttpResponse<LineQueue> response = await(http.sendAsync(request(url, body, true), info -> lines),
+                System.nanoTime() + timeout, "response headers");
+        boolean complete = false;
+        try {
+            int status = response.statusCode();
+            if (status / 100 != 2) {
+                throw AttemptFailure.status(status, response.headers(),
+                        lines.rest(ERROR_BODY_MAX, System.nanoTime() + timeout));
+            }
+            if (response.headers().firstValue("Content-Type").orElse("").startsWith("application/json")) {
+                // The server ignored "stream": take the whole answer and hand it over in one piece.
+                Wire.Answer whole = Wire.parseCompletion(lines.rest(Integer.MAX_VALUE, System.nanoTime() + timeout),
+                        chat);
+                complete = true;
+                reader.acceptWhole(whole);
+                return whole;
+            }
+            while (true) {
+                String line = lines.next(timeout);
+                if (line == null) {
+                    Wire.Answer a = reader.finish() ? reader.answer() : reader.endedWithoutDone();
+                    complete = true;
+                    return a;
+                }
+                if (reader.accept(line)) {
+                    complete = true;   // the rest of the body (if any) drains into the queue, keeping the connection
+                    return reader.answer();
+                }
+            }
+        } catch (TimeoutException e) {
+            throw AttemptFailure.of(Kind.TIMEOUT, "the stream was silent for " + config.requestTimeout().toMillis()
+                    + " ms (" + reader.deliveredChars() + " characters delivered)");
+        } catch (IOException e) {
+            throw AttemptFailure.transport(e, config.connectTimeout());
+        } finally {
+            if (!complete) {
+                lines.cancel();
+            }
+        }
+    }
+
+    /**
+     * Aborts requests in flight (their callers get a {@link ClientException}, not retried) and frees
+     * the connections. Calls after close are a programming error ({@link IllegalStateException}).
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        http.shutdownNow();
+        try {
+            http.awaitTermination(Duration.ofSeconds(5));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        executor.shutdownNow();
+    }
+}

@@ -1,0 +1,210 @@
+package dev.tether.pipeline;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tether.client.ClientException;
+import dev.tether.client.Completion;
+import dev.tether.client.CompletionRequest;
+import dev.tether.client.OpenAiClient;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * {@code --task prompts}: any JSONL of prompts → one generation per line (DESIGN 6).
+ *
+ * <p>Input lines: {@code {"prompt": "..."}} or {@code {"messages": [{"role", "content"}...]}}, with an
+ * optional {@code id} (string or number, unique) and optional {@code max_tokens}, {@code temperature},
+ * {@code top_p}, {@code stop}, {@code seed}. Output lines: the input fields, plus {@code line} (its line
+ * number, when it has no id), {@code generation}, {@code finish_reason} and {@code usage} — or
+ * {@code generation: null} and an {@code error} when it failed after all retries.
+ */
+public final class PromptsTask {
+    public record Options(Path input, Path output, String model, int maxTokens, double temperature, boolean resume,
+                          int concurrency) {}
+
+    private PromptsTask() {}
+
+    /** Reads the whole input once before anything is sent: every bad line is reported as file:line. */
+    public static long validate(Path input) throws InputException {
+        if (!Files.isRegularFile(input)) {
+            throw new InputException("input file not found: " + input);
+        }
+        if (!Files.isReadable(input)) {
+            throw new InputException("input file is not readable: " + input);
+        }
+        String firstProblem = null;
+        long badLines = 0;
+        long count = 0;
+        long[] idHashes = new long[1024];
+        int ids = 0;
+        for (Jsonl.Line line : Jsonl.read(input)) {
+            count++;
+            String problem = line.ok() ? check(line.object()) : line.error();
+            if (problem != null) {
+                if (firstProblem == null) {
+                    firstProblem = input + ":" + line.number() + ": " + problem;
+                }
+                badLines++;
+                continue;
+            }
+            JsonNode id = line.object().get("id");
+            if (id != null) {
+                if (ids == idHashes.length) {
+                    idHashes = Arrays.copyOf(idHashes, ids * 2);
+                }
+                idHashes[ids++] = DoneKeys.hash(id.asText());
+            }
+        }
+        if (firstProblem != null) {
+            throw new InputException(firstProblem + (badLines > 1 ? " (and " + (badLines - 1) + " more bad lines)" : "")
+                    + "; each line must be a JSON object with \"prompt\" (string) or \"messages\" (array of {role, content})");
+        }
+        if (count == 0) {
+            throw new InputException("input file has no prompts: " + input);
+        }
+        Arrays.sort(idHashes, 0, ids);
+        for (int i = 1; i < ids; i++) {
+            if (idHashes[i] == idHashes[i - 1]) {
+                throw new InputException(input + ": two lines have the same \"id\"; ids must be unique (they key the resume)");
+            }
+        }
+        return count;
+    }
+
+    static String check(ObjectNode o) {
+        JsonNode prompt = o.get("prompt");
+        JsonNode messages = o.get("messages");
+        if (prompt == null && messages == null) {
+            return "no \"prompt\" or \"messages\"";
+        }
+        if (prompt != null && messages != null) {
+            return "both \"prompt\" and \"messages\"; give one";
+        }
+        if (prompt != null && !prompt.isTextual()) {
+            return "\"prompt\" must be a string";
+        }
+        if (messages != null) {
+            if (!messages.isArray() || messages.isEmpty()) {
+                return "\"messages\" must be a non-empty array";
+            }
+            for (JsonNode m : messages) {
+                if (!m.isObject() || !m.path("role").isTextual() || !m.path("content").isTextual()) {
+                    return "each message needs string \"role\" and \"content\"";
+                }
+            }
+        }
+        JsonNode id = o.get("id");
+        if (id != null && !id.isTextual() && !id.isIntegralNumber()) {
+            return "\"id\" must be a string or an integer";
+        }
+        for (String field : List.of("max_tokens", "seed")) {
+            if (o.has(field) && !o.get(field).isIntegralNumber()) {
+                return "\"" + field + "\" must be an integer";
+            }
+        }
+        for (String field : List.of("temperature", "top_p")) {
+            if (o.has(field) && !o.get(field).isNumber()) {
+                return "\"" + field + "\" must be a number";
+            }
+        }
+        if (o.has("stop") && !o.get("stop").isTextual() && !o.get("stop").isArray()) {
+            return "\"stop\" must be a string or an array of strings";
+        }
+        return null;
+    }
+
+    static String key(ObjectNode record, int lineNumber) {
+        JsonNode id = record.get("id");
+        return id != null ? "id:" + id.asText() : "line:" + lineNumber;
+    }
+
+    public static StepResult run(Options options, OpenAiClient client, long total, PrintStream err) throws Exception {
+        long t0 = System.nanoTime();
+        AtomicLong done = new AtomicLong();
+        AtomicLong failed = new AtomicLong();
+        AtomicLong promptTokens = new AtomicLong();
+        AtomicLong completionTokens = new AtomicLong();
+        try (ResumableOutput out = ResumableOutput.open(options.output(), options.resume(),
+                r -> r.has("id") ? "id:" + r.get("id").asText() : r.has("line") ? "line:" + r.get("line").asInt() : null);
+             Progress progress = new Progress("prompts", total, err)) {
+            long resumed = out.resumed();
+            progress.stepBy(resumed);
+            Iterator<Jsonl.Line> lines = Jsonl.read(options.input()).iterator();
+            Iterator<Workers.Job> jobs = new Iterator<>() {
+                private Jsonl.Line next = advance();
+
+                private Jsonl.Line advance() {
+                    while (lines.hasNext()) {
+                        Jsonl.Line line = lines.next();
+                        if (!out.done().contains(key(line.object(), line.number()))) {
+                            return line;
+                        }
+                    }
+                    return null;
+                }
+
+                @Override
+                public boolean hasNext() {
+                    return next != null;
+                }
+
+                @Override
+                public Workers.Job next() {
+                    Jsonl.Line line = next;
+                    next = advance();
+                    return () -> {
+                        ObjectNode record = line.object().deepCopy();
+                        if (!record.has("id")) {
+                            record.put("line", line.number());
+                        }
+                        try {
+                            Completion c = client.complete(request(options, line.object()));
+                            Requests.putResult(record, "generation", c);
+                            promptTokens.addAndGet(c.promptTokens());
+                            completionTokens.addAndGet(c.completionTokens());
+                        } catch (ClientException e) {
+                            Requests.putFailure(record, "generation", e);
+                            failed.incrementAndGet();
+                        }
+                        out.append(record);
+                        done.incrementAndGet();
+                        progress.step();
+                        return true;
+                    };
+                }
+            };
+            Workers.run(jobs, options.concurrency() * 2);
+            return new StepResult("prompts", resumed + done.get(), failed.get(), resumed, promptTokens.get(),
+                    completionTokens.get(), Duration.ofNanos(System.nanoTime() - t0), options.output().toString());
+        }
+    }
+
+    private static CompletionRequest request(Options options, ObjectNode line) {
+        List<String> stop = new ArrayList<>();
+        JsonNode s = line.get("stop");
+        if (s != null && s.isTextual()) {
+            stop.add(s.asText());
+        } else if (s != null) {
+            s.forEach(x -> stop.add(x.asText()));
+        }
+        List<CompletionRequest.Message> messages = null;
+        if (line.has("messages")) {
+            messages = new ArrayList<>();
+            for (JsonNode m : line.get("messages")) {
+                messages.add(new CompletionRequest.Message(m.get("role").asText(), m.get("content").asText()));
+            }
+        }
+        return Requests.request(options.model(), line.has("prompt") ? line.get("prompt").asText() : null, messages,
+                line.path("max_tokens").asInt(options.maxTokens()),
+                line.path("temperature").asDouble(options.temperature()),
+                line.path("top_p").asDouble(1.0), stop,
+                line.has("seed") ? line.get("seed").asInt() : null);
+    }
+}

@@ -1,0 +1,467 @@
+package dev.tether.pipeline.precisewikiqa;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tether.client.ClientException;
+import dev.tether.client.Completion;
+import dev.tether.client.OpenAiClient;
+import dev.tether.pipeline.InputException;
+import dev.tether.pipeline.Jsonl;
+import dev.tether.pipeline.Progress;
+import dev.tether.pipeline.Requests;
+import dev.tether.pipeline.ResumableOutput;
+import dev.tether.pipeline.StepResult;
+import dev.tether.pipeline.Workers;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The PreciseWikiQA task (HalluLens): generate short factual questions from wiki documents, answer them
+ * with the model under test, and judge the answers (DESIGN 6). Files and fields follow the original
+ * pipeline so existing data works:
+ * <pre>
+ * OUT/precise_qa/qa_goodwiki_&lt;q-generator&gt;_dynamic.jsonl   questions: doc fields + reference, prompt, answer
+ * OUT/precisewikiqa/&lt;model&gt;/generation.jsonl             question fields + generation
+ * OUT/precisewikiqa/&lt;model&gt;/abstain_eval_raw.jsonl        the judge's raw replies (resumable)
+ * OUT/precisewikiqa/&lt;model&gt;/halu_eval_raw.jsonl
+ * OUT/precisewikiqa/&lt;model&gt;/eval_results.json             halu_rate, refusal_rate, correct_rate, counts, verdicts
+ * </pre>
+ * tether adds a few fields of its own: {@code candidate} (which sampling draw made a question, for
+ * reproducible resumes), {@code index} (a question's position, keying generations and verdicts), and
+ * {@code error} on failure records.
+ */
+public final class PreciseWikiQa {
+    static final int[] BUCKETS = {8, 9};   // the original's high-quality buckets, half each
+    static final int MAX_TOKENS_QUESTION = 64;
+    static final int MAX_TOKENS_ANSWERABILITY = 16;
+    static final int MAX_TOKENS_JUDGE = 32;
+
+    /** Everything a step needs. */
+    public record Context(Path outputDir, OpenAiClient client, int concurrency, boolean resume, long seed,
+                          int maxTokens, PrintStream err) {}
+
+    private PreciseWikiQa() {}
+
+    public static String modelName(String model) {
+        String name = model.replaceAll("/+$", "");
+        name = name.substring(name.lastIndexOf('/') + 1);
+        return name.replaceAll("[^A-Za-z0-9._-]", "_");
+    }
+
+    public static Path questionsFile(Path outputDir, String qGenerator) {
+        return outputDir.resolve("precise_qa").resolve("qa_goodwiki_" + modelName(qGenerator) + "_dynamic.jsonl");
+    }
+
+    public static Path modelDir(Path outputDir, String model) {
+        return outputDir.resolve("precisewikiqa").resolve(modelName(model));
+    }
+
+    // ---------------------------------------------------------------- generate
+
+    /**
+     * Adds answerable questions to the questions file until it holds n, half from each bucket. Each
+     * draw {@code k} (a document and a section) comes from a random generator seeded with seed and k,
+     * so a re-run continues the same sequence.
+     */
+    public static StepResult generate(Context c, String qGenerator, List<WikiDocs.Doc> docs, int n) throws Exception {
+        long t0 = System.nanoTime();
+        Map<Integer, List<WikiDocs.Doc>> pools = new HashMap<>();
+        for (int bucket : BUCKETS) {
+            pools.put(bucket, docs.stream().filter(d -> d.bucket() == bucket).toList());
+        }
+        if (pools.values().stream().allMatch(List::isEmpty)) {
+            throw new InputException("no wiki documents in buckets 8 or 9 (h_score_cat), which questions are drawn from");
+        }
+        Path file = questionsFile(c.outputDir(), qGenerator);
+        Map<Integer, Integer> need = new HashMap<>();
+        int half = n / 2;
+        need.put(8, pools.get(8).isEmpty() ? 0 : (pools.get(9).isEmpty() ? n : n - half));
+        need.put(9, pools.get(9).isEmpty() ? 0 : (pools.get(8).isEmpty() ? n : half));
+        Map<Integer, AtomicInteger> have = new HashMap<>();
+        for (int bucket : BUCKETS) {
+            have.put(bucket, new AtomicInteger());
+        }
+        long maxCandidate = -1;
+        if (c.resume() && Files.exists(file)) {
+            for (Jsonl.Line line : Jsonl.read(file)) {
+                if (line.ok()) {
+                    int bucket = line.object().path("h_score_cat").asInt(-1);
+                    if (have.containsKey(bucket)) {
+                        have.get(bucket).incrementAndGet();
+                    }
+                    maxCandidate = Math.max(maxCandidate, line.object().path("candidate").asLong(-1));
+                }
+            }
+        }
+        long already = have.values().stream().mapToInt(AtomicInteger::get).sum();
+        AtomicLong failures = new AtomicLong();
+        java.util.concurrent.atomic.AtomicReference<String> firstFailure = new java.util.concurrent.atomic.AtomicReference<>();
+        AtomicLong rejected = new AtomicLong();
+        AtomicLong promptTokens = new AtomicLong();
+        AtomicLong completionTokens = new AtomicLong();
+        long firstCandidate = maxCandidate + 1;
+        long budget = 20L * n + 100;   // draws allowed before giving up on a model that never makes answerable questions
+        try (ResumableOutput out = ResumableOutput.open(file, c.resume(), r -> null);
+             Progress progress = new Progress("generate", n, c.err())) {
+            progress.stepBy(Math.min(already, n));
+            Iterator<Workers.Job> jobs = new Iterator<>() {
+                long k = firstCandidate;
+
+                @Override
+                public boolean hasNext() {
+                    return k < firstCandidate + budget && missing(need, have) > 0;
+                }
+
+                @Override
+                public Workers.Job next() {
+                    long candidate = k++;
+                    SplittableRandom random = new SplittableRandom(c.seed() * 1_000_003L + candidate);
+                    int bucket = candidate % 2 == 0 ? 8 : 9;
+                    if (need.get(bucket) <= have.get(bucket).get()) {
+                        bucket = bucket == 8 ? 9 : 8;
+                    }
+                    List<WikiDocs.Doc> pool = pools.get(bucket);
+                    WikiDocs.Doc doc = pool.get(random.nextInt(pool.size()));
+                    List<String> sections = Sections.split(doc.document());
+                    String section = sections.get(random.nextInt(sections.size()));
+                    int chosenBucket = bucket;
+                    return () -> {
+                        try {
+                            Completion q = c.client().complete(Requests.request(qGenerator,
+                                    null, Requests.user(Templates.question(doc.title(), section)),
+                                    MAX_TOKENS_QUESTION, 0.7, 0.9, List.of(), seedFor(c, candidate)));
+                            String question = q.text().strip();
+                            Completion a = c.client().complete(Requests.request(qGenerator,
+                                    null, Requests.user(Templates.answerability(section, question)),
+                                    MAX_TOKENS_ANSWERABILITY, 0.3, 1.0, List.of(), seedFor(c, candidate)));
+                            promptTokens.addAndGet(q.promptTokens() + a.promptTokens());
+                            completionTokens.addAndGet(q.completionTokens() + a.completionTokens());
+                            Optional<String> answer = question.isEmpty() || question.toLowerCase().startsWith("unfortunately")
+                                    ? Optional.empty() : Verdicts.answer(a.text());
+                            if (answer.isEmpty()) {
+                                rejected.incrementAndGet();
+                                return true;
+                            }
+                            synchronized (have) {
+                                if (have.get(chosenBucket).get() >= need.get(chosenBucket)) {
+                                    return missing(need, have) > 0;
+                                }
+                                ObjectNode record = doc.fields().deepCopy();
+                                record.remove("document");
+                                record.put("reference", section);
+                                record.put("prompt", question);
+                                record.put("answer", answer.get());
+                                record.put("candidate", candidate);
+                                out.append(record);
+                                have.get(chosenBucket).incrementAndGet();
+                                progress.step();
+                                return missing(need, have) > 0;
+                            }
+                        } catch (ClientException e) {
+                            failures.incrementAndGet();
+                            firstFailure.compareAndSet(null, e.getMessage());
+                            // The server rejected the request itself (400/404/422): more draws get the same answer.
+                            return e.kind() != ClientException.Kind.REJECTED;
+                        }
+                    };
+                }
+            };
+            // No more draws in flight than questions still missing: extra answers past N would be thrown away.
+            Workers.run(jobs, (int) Math.max(1, Math.min(c.concurrency(), n - already)));
+        }
+        long made = have.values().stream().mapToInt(AtomicInteger::get).sum();
+        if (missing(need, have) > 0) {
+            c.err().println("tether: generate made " + made + " of " + n + " answerable questions (" + rejected.get()
+                    + " rejected as unanswerable or not a short answer, " + failures.get() + " requests failed"
+                    + (firstFailure.get() == null ? "" : "; the first failure: " + firstFailure.get()) + ")");
+        }
+        return new StepResult("generate", made, missing(need, have), already, promptTokens.get(), completionTokens.get(),
+                Duration.ofNanos(System.nanoTime() - t0), file.toString());
+    }
+
+    private static int missing(Map<Integer, Integer> need, Map<Integer, AtomicInteger> have) {
+        int missing = 0;
+        for (int bucket : BUCKETS) {
+            missing += Math.max(0, need.get(bucket) - have.get(bucket).get());
+        }
+        return missing;
+    }
+
+    private static Integer seedFor(Context c, long candidate) {
+        return (int) ((c.seed() * 31 + candidate) & 0x7fffffff);
+    }
+
+    // ---------------------------------------------------------------- inference
+
+    /** The first n usable questions of a questions file, each tagged with its index. */
+    static List<ObjectNode> questions(Path file, int n) throws InputException {
+        if (!Files.isRegularFile(file)) {
+            throw new InputException("questions file not found: " + file + " (run --step generate first, with the same --q-generator)");
+        }
+        List<ObjectNode> questions = new ArrayList<>();
+        for (Jsonl.Line line : Jsonl.read(file)) {
+            if (line.ok() && line.object().path("prompt").isTextual() && line.object().path("answer").isTextual()) {
+                ObjectNode q = line.object();
+                q.put("index", questions.size());
+                questions.add(q);
+                if (questions.size() == n) {
+                    break;
+                }
+            }
+        }
+        if (questions.size() < n) {
+            throw new InputException(file + " has " + questions.size() + " usable questions, fewer than --N " + n
+                    + " (run --step generate with --N " + n + " first)");
+        }
+        return questions;
+    }
+
+    public static StepResult inference(Context c, String model, String qGenerator, int n) throws Exception {
+        long t0 = System.nanoTime();
+        List<ObjectNode> questions = questions(questionsFile(c.outputDir(), qGenerator), n);
+        Path file = modelDir(c.outputDir(), model).resolve("generation.jsonl");
+        AtomicLong failed = new AtomicLong();
+        AtomicLong promptTokens = new AtomicLong();
+        AtomicLong completionTokens = new AtomicLong();
+        try (ResumableOutput out = ResumableOutput.open(file, c.resume(), r -> r.has("index") ? r.get("index").asText() : null);
+             Progress progress = new Progress("inference", n, c.err())) {
+            long resumed = out.resumed();
+            progress.stepBy(resumed);
+            Iterator<Workers.Job> jobs = questions.stream()
+                    .filter(q -> !out.done().contains(q.get("index").asText()))
+                    .map(q -> (Workers.Job) () -> {
+                        ObjectNode record = q.deepCopy();
+                        try {
+                            Completion answer = c.client().complete(Requests.request(model, null,
+                                    Requests.user(Templates.answer(q.get("prompt").asText())),
+                                    c.maxTokens(), 0.0, 1.0, List.of(), null));
+                            record.put("generation", answer.text().strip());
+                            promptTokens.addAndGet(answer.promptTokens());
+                            completionTokens.addAndGet(answer.completionTokens());
+                        } catch (ClientException e) {
+                            Requests.putFailure(record, "generation", e);
+                            failed.incrementAndGet();
+                        }
+                        out.append(record);
+                        progress.step();
+                        return true;
+                    }).iterator();
+            Workers.run(jobs, c.concurrency());
+            return new StepResult("inference", n, failed.get(), resumed, promptTokens.get(), completionTokens.get(),
+                    Duration.ofNanos(System.nanoTime() - t0), file.toString());
+        }
+    }
+
+    // ---------------------------------------------------------------- eval
+
+    /** The judged outcome of a run: the metrics and their counts. */
+    public record Metrics(int total, int abstained, int answered, int correct, int incorrect, int unverifiable,
+                          int unparsedAbstention, int unparsedVerdict, int failedGenerations) {
+        /** Hallucinated (incorrect or unverifiable) among answered ones with a readable verdict. */
+        public double haluRate() {
+            int judged = correct + incorrect + unverifiable;
+            return judged == 0 ? 0 : (incorrect + unverifiable) / (double) judged;
+        }
+
+        public double refusalRate() {
+            int decided = abstained + answered;
+            return decided == 0 ? 0 : abstained / (double) decided;
+        }
+
+        public double correctRate() {
+            int decided = abstained + answered;
+            return decided == 0 ? 0 : correct / (double) decided;
+        }
+
+        public String summary() {
+            return String.format("halu_rate %.3f, refusal_rate %.3f, correct_rate %.3f (%d samples: %d abstained, %d correct, "
+                            + "%d incorrect, %d unverifiable; unparsed verdicts: %d abstention, %d hallucination; %d failed generations)",
+                    haluRate(), refusalRate(), correctRate(), total, abstained, correct, incorrect, unverifiable,
+                    unparsedAbstention, unparsedVerdict, failedGenerations);
+        }
+    }
+
+    public static StepResult eval(Context c, String model, String judge, int n) throws Exception {
+        long t0 = System.nanoTime();
+        Path dir = modelDir(c.outputDir(), model);
+        Path generations = dir.resolve("generation.jsonl");
+        if (!Files.isRegularFile(generations)) {
+            throw new InputException("generations not found: " + generations + " (run --step inference first, with the same --model)");
+        }
+        List<ObjectNode> samples = new ArrayList<>();
+        int failedGenerations = 0;
+        for (Jsonl.Line line : Jsonl.read(generations)) {
+            if (line.ok() && line.object().path("index").asInt(Integer.MAX_VALUE) < n) {
+                if (line.object().has("error") || !line.object().path("generation").isTextual()) {
+                    failedGenerations++;
+                } else {
+                    samples.add(line.object());
+                }
+            }
+        }
+        samples.sort(java.util.Comparator.comparingInt(s -> s.get("index").asInt()));
+        if (samples.isEmpty()) {
+            throw new InputException(generations + " has no successful generations among the first " + n
+                    + " questions (run --step inference first)");
+        }
+        AtomicLong failed = new AtomicLong();
+        AtomicLong promptTokens = new AtomicLong();
+        AtomicLong completionTokens = new AtomicLong();
+        Path abstainRaw = dir.resolve("abstain_eval_raw.jsonl");
+        Path haluRaw = dir.resolve("halu_eval_raw.jsonl");
+        long resumed;
+        // 1. abstention, for every sample
+        try (ResumableOutput out = ResumableOutput.open(abstainRaw, c.resume(), r -> r.get("index").asText());
+             Progress progress = new Progress("eval: abstention", samples.size(), c.err())) {
+            resumed = out.resumed();
+            progress.stepBy(resumed);
+            Workers.run(samples.stream().filter(s -> !out.done().contains(s.get("index").asText()))
+                    .map(s -> (Workers.Job) () -> {
+                        ObjectNode raw = Jsonl.JSON.createObjectNode().put("index", s.get("index").asInt());
+                        try {
+                            Completion r = c.client().complete(Requests.request(judge, null,
+                                    Requests.user(Templates.abstention(s.get("prompt").asText(), s.get("generation").asText())),
+                                    MAX_TOKENS_JUDGE, 0.0, 1.0, List.of(), null));
+                            raw.put("eval_res", r.text());
+                            promptTokens.addAndGet(r.promptTokens());
+                            completionTokens.addAndGet(r.completionTokens());
+                        } catch (ClientException e) {
+                            Requests.putFailure(raw, "eval_res", e);
+                            failed.incrementAndGet();
+                        }
+                        out.append(raw);
+                        progress.step();
+                        return true;
+                    }).iterator(), c.concurrency());
+        }
+        Map<Integer, String> abstainReplies = replies(abstainRaw);
+        // 2. hallucination, for the samples that did not abstain
+        List<ObjectNode> answered = samples.stream()
+                .filter(s -> Verdicts.abstention(abstainReplies.get(s.get("index").asInt())).orElse(true) == Boolean.FALSE)
+                .toList();
+        if (answered.isEmpty()) {
+            c.err().println("eval: no answer to judge for hallucination (every sample abstained, or its abstention verdict could not be read)");
+        } else {
+            judgeHallucination(c, judge, answered, haluRaw, failed, promptTokens, completionTokens);
+        }
+        Map<Integer, String> haluReplies = replies(haluRaw);
+        Path results = dir.resolve("eval_results.json");
+        Metrics metrics = writeResults(results, model, judge, samples, abstainReplies, haluReplies, failedGenerations);
+        c.err().println("eval: " + metrics.summary());
+        return new StepResult("eval", samples.size(), failed.get(), resumed, promptTokens.get(), completionTokens.get(),
+                Duration.ofNanos(System.nanoTime() - t0), results.toString());
+    }
+
+    private static void judgeHallucination(Context c, String judge, List<ObjectNode> answered, Path haluRaw, AtomicLong failed,
+                                           AtomicLong promptTokens, AtomicLong completionTokens) throws Exception {
+        try (ResumableOutput out = ResumableOutput.open(haluRaw, c.resume(), r -> r.get("index").asText());
+             Progress progress = new Progress("eval: hallucination", answered.size(), c.err())) {
+            progress.stepBy(out.resumed());
+            Workers.run(answered.stream().filter(s -> !out.done().contains(s.get("index").asText()))
+                    .map(s -> (Workers.Job) () -> {
+                        ObjectNode raw = Jsonl.JSON.createObjectNode().put("index", s.get("index").asInt());
+                        try {
+                            Completion r = c.client().complete(Requests.request(judge, null,
+                                    Requests.user(Templates.hallucination(s.get("prompt").asText(), s.get("answer").asText(),
+                                            s.get("generation").asText())),
+                                    MAX_TOKENS_JUDGE, 0.0, 1.0, List.of(), null));
+                            raw.put("eval_res", r.text());
+                            promptTokens.addAndGet(r.promptTokens());
+                            completionTokens.addAndGet(r.completionTokens());
+                        } catch (ClientException e) {
+                            Requests.putFailure(raw, "eval_res", e);
+                            failed.incrementAndGet();
+                        }
+                        out.append(raw);
+                        progress.step();
+                        return true;
+                    }).iterator(), c.concurrency());
+        }
+    }
+
+    private static Map<Integer, String> replies(Path raw) {
+        Map<Integer, String> replies = new HashMap<>();
+        if (!Files.exists(raw)) {
+            return replies;
+        }
+        for (Jsonl.Line line : Jsonl.read(raw)) {
+            if (line.ok() && !line.object().has("error") && line.object().path("eval_res").isTextual()) {
+                replies.put(line.object().get("index").asInt(), line.object().get("eval_res").asText());
+            }
+        }
+        return replies;
+    }
+
+    static Metrics writeResults(Path file, String model, String judge, List<ObjectNode> samples,
+                                Map<Integer, String> abstainReplies, Map<Integer, String> haluReplies,
+                                int failedGenerations) throws IOException {
+        int abstained = 0, answered = 0, correct = 0, incorrect = 0, unverifiable = 0, unparsedA = 0, unparsedH = 0;
+        ObjectNode root = Jsonl.JSON.createObjectNode();
+        ArrayNode perSample = Jsonl.JSON.createArrayNode();
+        for (ObjectNode s : samples) {
+            int index = s.get("index").asInt();
+            String aReply = abstainReplies.get(index);
+            Optional<Boolean> abstains = Verdicts.abstention(aReply);
+            ObjectNode v = perSample.addObject().put("index", index).put("prompt", s.get("prompt").asText())
+                    .put("answer", s.get("answer").asText()).put("generation", s.get("generation").asText());
+            v.put("abstain_raw", aReply);
+            if (abstains.isEmpty()) {
+                unparsedA++;
+                v.putNull("is_abstaining");
+                v.put("verdict", "unparsed_abstention");
+                continue;
+            }
+            v.put("is_abstaining", abstains.get());
+            if (abstains.get()) {
+                abstained++;
+                v.put("verdict", "abstained");
+                continue;
+            }
+            answered++;
+            String hReply = haluReplies.get(index);
+            v.put("halu_raw", hReply);
+            Optional<Verdicts.Hallucination> verdict = Verdicts.hallucination(hReply);
+            if (verdict.isEmpty()) {
+                unparsedH++;
+                v.put("verdict", "unparsed_hallucination");
+                continue;
+            }
+            switch (verdict.get()) {
+                case CORRECT -> correct++;
+                case INCORRECT -> incorrect++;
+                case UNVERIFIABLE -> unverifiable++;
+            }
+            v.put("verdict", verdict.get().name().toLowerCase());
+        }
+        Metrics m = new Metrics(samples.size(), abstained, answered, correct, incorrect, unverifiable, unparsedA, unparsedH,
+                failedGenerations);
+        root.put("model", model);
+        root.put("halu_rate", m.haluRate());
+        root.put("refusal_rate", m.refusalRate());
+        root.put("correct_rate", m.correctRate());
+        root.putObject("counts").put("samples", m.total()).put("abstained", abstained).put("answered", answered)
+                .put("correct", correct).put("incorrect", incorrect).put("unverifiable", unverifiable)
+                .put("unparsed_abstention", unparsedA).put("unparsed_hallucination", unparsedH)
+                .put("failed_generations", failedGenerations);
+        root.put("evaluator_abstention", judge);
+        root.put("evaluator_hallucination", judge);
+        root.set("samples", perSample);
+        Path temp = file.resolveSibling(file.getFileName() + ".tmp");
+        Files.writeString(temp, Jsonl.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
+        Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        return m;
+    }
+}

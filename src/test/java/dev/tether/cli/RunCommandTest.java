@@ -1,0 +1,275 @@
+package dev.tether.cli;
+
+import static dev.tether.cli.ServeCommandTest.assertNoProcessesOf;
+import static dev.tether.cli.ServeCommandTest.leases;
+import static dev.tether.cli.ServeCommandTest.processesOf;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tether.fixtures.Fixture;
+import dev.tether.proc.Poll;
+import dev.tether.proc.PortListeners;
+import dev.tether.proc.ProcessIdentity;
+import dev.tether.proc.Signal;
+import dev.tether.proc.Signaller;
+import dev.tether.server.Lease;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * {@code tether run} end to end on the embedded engine and the tiny model, as a user runs it: a separate
+ * JVM, real servers, real kills. The tiny model's text is meaningless, so assertions are on files,
+ * counts, exit codes and processes.
+ */
+class RunCommandTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Duration RUN = Duration.ofMinutes(3);
+
+    @TempDir
+    Path dir;
+
+    private final List<ServeCommandTest.Tether> started = new ArrayList<>();
+
+    private Path home() {
+        return dir.resolve("home");
+    }
+
+    private Path out() {
+        return dir.resolve("out");
+    }
+
+    @AfterEach
+    void nothingOfThisRunIsLeft() {
+        started.forEach(ServeCommandTest.Tether::close);
+        assertNoProcessesOf(home());
+    }
+
+    private ServeCommandTest.Tether start(String... args) throws IOException {
+        ServeCommandTest.Tether t = ServeCommandTest.Tether.start(home(), dir, args);
+        started.add(t);
+        return t;
+    }
+
+    private ServeCommandTest.Tether finish(int expectedExit, String... args) throws Exception {
+        ServeCommandTest.Tether t = start(args);
+        assertThat(t.awaitExit(RUN)).as("exit code\nstdout:\n%s\nstderr:\n%s", t.out(), t.err()).isEqualTo(expectedExit);
+        return t;
+    }
+
+    private static List<JsonNode> lines(Path file) throws IOException {
+        List<JsonNode> records = new ArrayList<>();
+        for (String line : Files.readAllLines(file)) {
+            records.add(JSON.readTree(line));   // every line parses: no torn lines
+        }
+        return records;
+    }
+
+    private String[] wiki(String... args) {
+        List<String> all = new ArrayList<>(List.of("run", "--task", "precisewikiqa", "--model", "tiny", "--output-dir",
+                out().toString()));
+        all.addAll(List.of(args));
+        return all.toArray(String[]::new);
+    }
+
+    @Test
+    void allStepsRunAndWriteTheOriginalFiles() throws Exception {
+        var run = finish(0, wiki("--step", "all", "--N", "6", "--port", "auto", "--concurrency", "8"));
+        assertThat(run.out()).contains("Starting server").contains("Ready: ").contains("meaningless");
+        Path questions = out().resolve("precise_qa/qa_goodwiki_tiny_dynamic.jsonl");
+        assertThat(lines(questions)).hasSize(6).allSatisfy(q -> {
+            assertThat(q.get("prompt").isTextual()).isTrue();
+            assertThat(q.get("answer").isTextual()).isTrue();
+            assertThat(q.get("reference").isTextual()).isTrue();
+            assertThat(q.get("h_score_cat").asInt()).isIn(8, 9);
+        });
+        assertThat(lines(questions).stream().filter(q -> q.get("h_score_cat").asInt() == 8)).hasSize(3);
+        List<JsonNode> generations = lines(out().resolve("precisewikiqa/tiny/generation.jsonl"));
+        assertThat(generations).hasSize(6).allSatisfy(g -> assertThat(g.get("generation").isTextual()).isTrue());
+        JsonNode results = JSON.readTree(out().resolve("precisewikiqa/tiny/eval_results.json").toFile());
+        for (String metric : List.of("halu_rate", "refusal_rate", "correct_rate")) {
+            assertThat(results.get(metric).asDouble()).isBetween(0.0, 1.0);
+        }
+        assertThat(results.get("counts").get("samples").asInt()).isEqualTo(6);
+        assertThat(results.get("samples")).hasSize(6);
+        assertThat(results.get("evaluator_abstention").asText()).isEqualTo("tiny");
+        assertThat(leases(home())).isEmpty();
+    }
+
+    /** The seed note's own check, with tether in place of the Python runner. */
+    @Test
+    void theSeedsTwoRunCheck() throws Exception {
+        int port = Fixture.freePort();
+        var first = finish(0, wiki("--step", "generate", "--N", "10", "--port", String.valueOf(port)));
+        assertThat(first.out()).contains("Starting server");
+        assertThat(PortListeners.isListening(port)).as("nothing listens on the port after the run").isFalse();
+        assertThat(processesOf(home())).as("no process of that run is alive").isEmpty();
+
+        var second = finish(0, wiki("--step", "generate", "--N", "10", "--port", String.valueOf(port)));
+        assertThat(second.out()).contains("Starting server").doesNotContain("already running");
+        assertThat(PortListeners.isListening(port)).isFalse();
+    }
+
+    @Test
+    void aLargerNAddsOnlyTheMissingQuestions() throws Exception {
+        finish(0, wiki("--step", "generate", "--N", "4", "--port", "auto"));
+        List<JsonNode> before = lines(out().resolve("precise_qa/qa_goodwiki_tiny_dynamic.jsonl"));
+        finish(0, wiki("--step", "generate", "--N", "8", "--port", "auto"));
+        List<JsonNode> after = lines(out().resolve("precise_qa/qa_goodwiki_tiny_dynamic.jsonl"));
+        assertThat(after).hasSize(8);
+        assertThat(after.subList(0, 4)).isEqualTo(before);
+    }
+
+    /** A questions file as generate writes it, without spending minutes generating one. */
+    private void writeQuestions(int n) throws IOException {
+        Path file = out().resolve("precise_qa/qa_goodwiki_tiny_dynamic.jsonl");
+        Files.createDirectories(file.getParent());
+        StringBuilder lines = new StringBuilder();
+        for (int i = 0; i < n; i++) {
+            lines.append(JSON.writeValueAsString(java.util.Map.of("title", "Topic " + i, "h_score_cat", 8 + i % 2,
+                    "reference", "Reference text " + i, "prompt", "What is item " + i + "?", "answer", "item " + i,
+                    "candidate", i))).append('\n');
+        }
+        Files.writeString(file, lines);
+    }
+
+    @Test
+    void aRunKilledMidInferenceResumesWithNothingLostOrDuplicated() throws Exception {
+        int n = 60;
+        writeQuestions(n);
+        String[] inference = wiki("--step", "inference", "--N", String.valueOf(n), "--port", "auto", "--concurrency", "1",
+                "--max-tokens", "300");
+        Path generations = out().resolve("precisewikiqa/tiny/generation.jsonl");
+        var victim = start(inference);
+        assertThat(Poll.until(() -> count(generations) >= 10 || !victim.process.isAlive(), RUN, Duration.ofMillis(10)))
+                .isTrue();
+        assertThat(victim.process.isAlive()).as("still mid-run when killed\n%s", victim.err()).isTrue();
+        Signaller.send(victim.identity(), Signal.KILL);
+        // The watchdog stops the orphaned server.
+        assertThat(Poll.until(() -> processesOf(home()).isEmpty(), ServeCommandTest.WATCHDOG, Duration.ofMillis(20)))
+                .as("run's processes gone after kill -9: %s", processesOf(home())).isTrue();
+        long partial = count(generations);
+        assertThat(partial).isLessThan(n);
+
+        var resumed = finish(0, inference);
+        List<JsonNode> records = lines(generations);
+        assertThat(records).hasSize(n);
+        Set<Integer> indexes = new HashSet<>();
+        records.forEach(r -> indexes.add(r.get("index").asInt()));
+        assertThat(indexes).hasSize(n);
+        assertThat(resumed.out()).contains("resumed");
+    }
+
+    @Test
+    void aServerKilledMidRunIsRestartedAndTheRunCompletes() throws Exception {
+        int n = 40;
+        writeQuestions(n);
+        Path generations = out().resolve("precisewikiqa/tiny/generation.jsonl");
+        var run = start(wiki("--step", "inference", "--N", String.valueOf(n), "--port", "auto", "--concurrency", "2",
+                "--max-tokens", "300"));
+        assertThat(Poll.until(() -> count(generations) >= 5 || !run.process.isAlive(), RUN, Duration.ofMillis(10))).isTrue();
+        List<Lease> leases = leases(home());
+        assertThat(leases).hasSize(1);
+        ProcessIdentity server = leases.getFirst().server();
+        Signaller.send(server, Signal.KILL);
+        assertThat(run.awaitExit(RUN)).as(run.err()).isZero();
+        assertThat(run.err()).contains("restarting it");
+        List<JsonNode> records = lines(generations);
+        assertThat(records).hasSize(n).allSatisfy(r -> assertThat(r.has("error")).isFalse());
+    }
+
+    @Test
+    void promptsTaskWritesOneGenerationPerLine() throws Exception {
+        Path input = dir.resolve("prompts.jsonl");
+        Files.writeString(input, "{\"id\":\"a\",\"prompt\":\"Hello\"}\n{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":3}\n"
+                + "{\"id\":7,\"prompt\":\"x\",\"temperature\":0.5,\"seed\":1}\n");
+        Path output = dir.resolve("gens.jsonl");
+        finish(0, "run", "--task", "prompts", "--model", "tiny", "--input", input.toString(), "--output", output.toString(),
+                "--port", "auto", "--max-tokens", "8");
+        List<JsonNode> records = lines(output);
+        assertThat(records).hasSize(3).allSatisfy(r -> {
+            assertThat(r.get("generation").isTextual()).isTrue();
+            assertThat(r.get("usage").get("completion_tokens").asInt()).isPositive();
+            assertThat(r.get("finish_reason").isTextual()).isTrue();
+        });
+        assertThat(records).anySatisfy(r -> assertThat(r.path("line").asInt(-1)).isEqualTo(2));
+        // A re-run finds everything done: nothing is sent twice.
+        finish(0, "run", "--task", "prompts", "--model", "tiny", "--input", input.toString(), "--output", output.toString(),
+                "--port", "auto");
+        assertThat(lines(output)).hasSize(3);
+    }
+
+    @Test
+    void requestsThatKeepFailingBecomeFailureRecordsAndAReRunRetriesThem() throws Exception {
+        Path input = dir.resolve("prompts.jsonl");
+        Files.writeString(input, "{\"id\":1,\"prompt\":\"a\"}\n{\"id\":2,\"prompt\":\"b\"}\n{\"id\":3,\"prompt\":\"c\"}\n");
+        Path output = dir.resolve("gens.jsonl");
+        String failing = String.join(" ", Fixture.command(dev.tether.fixtures.FlakyOpenAiServer.class,
+                "--port", "{port}", "--fail-first", "1000000", "--fail-status", "500"));
+        var failed = finish(1, "run", "--task", "prompts", "--model", "m", "--command", failing, "--input", input.toString(),
+                "--output", output.toString(), "--port", "auto", "--retries", "1");
+        assertThat(failed.out()).contains("3 failed");
+        assertThat(lines(output)).hasSize(3).allSatisfy(r -> {
+            assertThat(r.get("generation").isNull()).isTrue();
+            assertThat(r.get("error").get("kind").asText()).isEqualTo("server_error");
+            assertThat(r.get("error").get("attempts").asInt()).isEqualTo(2);
+        });
+
+        String healthy = String.join(" ", Fixture.command(dev.tether.fixtures.FlakyOpenAiServer.class, "--port", "{port}"));
+        finish(0, "run", "--task", "prompts", "--model", "m", "--command", healthy, "--input", input.toString(),
+                "--output", output.toString(), "--port", "auto");
+        List<JsonNode> records = lines(output);
+        assertThat(records).hasSize(3).allSatisfy(r -> {
+            assertThat(r.has("error")).isFalse();
+            assertThat(r.get("generation").asText()).isEqualTo(dev.tether.fixtures.FlakyOpenAiServer.TEXT);
+        });
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {
+            "run --task nope --model tiny|unknown task 'nope'",
+            "run --task precisewikiqa --step cook --model tiny|unknown step 'cook'",
+            "run --task precisewikiqa --model tiny --N 0|--N must be a positive number",
+            "run --task precisewikiqa --model tiny --N -3|--N must be a positive number",
+            "run --task precisewikiqa --model tiny --wiki-file /nonexistent/docs.jsonl|wiki documents not found",
+            "run --task precisewikiqa --model tiny --output-dir /proc/no-such-dir|is not writable",
+            "run --task precisewikiqa --model tiny --step inference --output-dir OUT|questions file not found",
+            "run --task precisewikiqa --model tiny --step eval --output-dir OUT|generations not found",
+            "run --task prompts --model tiny|needs --input",
+            "run --task prompts --model tiny --input /nonexistent.jsonl|input file not found",
+            "run --task prompts --model tiny --input EMPTY|has no prompts",
+            "run --task prompts --model tiny --input BAD|:2: not valid JSON",
+            "run --task precisewikiqa --model nope-model|which server should run",
+            "run --task precisewikiqa --model m --profile nope|unknown profile 'nope'"})
+    void badInputIsOneLineAndExitTwoWithNothingStarted(String spec) throws Exception {
+        Files.writeString(dir.resolve("empty.jsonl"), "");
+        Files.writeString(dir.resolve("bad.jsonl"), "{\"prompt\":\"ok\"}\n{broken\n");
+        String[] parts = spec.split("\\|");
+        String[] args = parts[0].replace("OUT", out().toString()).replace("EMPTY", dir.resolve("empty.jsonl").toString())
+                .replace("BAD", dir.resolve("bad.jsonl").toString()).split(" ");
+        var run = finish(2, args);
+        assertThat(run.err().lines().filter(l -> !l.isBlank()).toList()).as(run.err()).hasSize(1);
+        assertThat(run.err()).contains(parts[1]);
+        assertThat(run.out()).doesNotContain("Starting server");
+        assertThat(leases(home())).isEmpty();
+    }
+
+    private static long count(Path file) {
+        try {
+            return Files.exists(file) ? Files.readAllLines(file).size() : 0;
+        } catch (IOException e) {
+            return 0;
+        }
+    }
+}
