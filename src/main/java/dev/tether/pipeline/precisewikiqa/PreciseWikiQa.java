@@ -322,31 +322,10 @@ public final class PreciseWikiQa {
         AtomicLong completionTokens = new AtomicLong();
         Path abstainRaw = dir.resolve("abstain_eval_raw.jsonl");
         Path haluRaw = dir.resolve("halu_eval_raw.jsonl");
-        long resumed;
         // 1. abstention, for every sample
-        try (ResumableOutput out = ResumableOutput.open(abstainRaw, c.resume(), r -> r.get("index").asText());
-             Progress progress = new Progress("eval: abstention", samples.size(), c.err())) {
-            resumed = out.resumed();
-            progress.stepBy(resumed);
-            Workers.run(samples.stream().filter(s -> !out.done().contains(s.get("index").asText()))
-                    .map(s -> (Workers.Job) () -> {
-                        ObjectNode raw = Jsonl.JSON.createObjectNode().put("index", s.get("index").asInt());
-                        try {
-                            Completion r = c.client().complete(Requests.request(judge, null,
-                                    Requests.user(Templates.abstention(s.get("prompt").asText(), s.get("generation").asText())),
-                                    MAX_TOKENS_JUDGE, 0.0, 1.0, List.of(), null));
-                            raw.put("eval_res", r.text());
-                            promptTokens.addAndGet(r.promptTokens());
-                            completionTokens.addAndGet(r.completionTokens());
-                        } catch (ClientException e) {
-                            Requests.putFailure(raw, "eval_res", e);
-                            failed.incrementAndGet();
-                        }
-                        out.append(raw);
-                        progress.step();
-                        return true;
-                    }).iterator(), c.concurrency());
-        }
+        Judging counters = new Judging(failed, promptTokens, completionTokens);
+        long resumed = judge(c, judge, "eval: abstention", samples, abstainRaw, counters,
+                sample -> Templates.abstention(sample.get("prompt").asText(), sample.get("generation").asText()));
         Map<Integer, String> abstainReplies = replies(abstainRaw);
         // 2. hallucination, for the samples that did not abstain
         List<ObjectNode> answered = samples.stream()
@@ -355,7 +334,9 @@ public final class PreciseWikiQa {
         if (answered.isEmpty()) {
             c.err().println("eval: no answer to judge for hallucination (every sample abstained, or its abstention verdict could not be read)");
         } else {
-            judgeHallucination(c, judge, answered, haluRaw, failed, promptTokens, completionTokens);
+            judge(c, judge, "eval: hallucination", answered, haluRaw, counters,
+                    sample -> Templates.hallucination(sample.get("prompt").asText(), sample.get("answer").asText(),
+                            sample.get("generation").asText()));
         }
         Map<Integer, String> haluReplies = replies(haluRaw);
         Path results = dir.resolve("eval_results.json");
@@ -365,30 +346,36 @@ public final class PreciseWikiQa {
                 Duration.ofNanos(System.nanoTime() - t0), results.toString());
     }
 
-    private static void judgeHallucination(Context c, String judge, List<ObjectNode> answered, Path haluRaw, AtomicLong failed,
-                                           AtomicLong promptTokens, AtomicLong completionTokens) throws Exception {
-        try (ResumableOutput out = ResumableOutput.open(haluRaw, c.resume(), r -> r.get("index").asText());
-             Progress progress = new Progress("eval: hallucination", answered.size(), c.err())) {
+    /** Counters a judging pass adds to. */
+    private record Judging(AtomicLong failed, AtomicLong promptTokens, AtomicLong completionTokens) {}
+
+    /**
+     * One judging pass: asks the judge about every sample not yet in {@code rawFile}, appending its raw
+     * reply (or a failure record) keyed by the sample's index. Returns how many were already there.
+     */
+    private static long judge(Context c, String judge, String label, List<ObjectNode> samples, Path rawFile,
+                              Judging counters, java.util.function.Function<ObjectNode, String> prompt) throws Exception {
+        try (ResumableOutput out = ResumableOutput.open(rawFile, c.resume(), r -> r.get("index").asText());
+             Progress progress = new Progress(label, samples.size(), c.err())) {
             progress.stepBy(out.resumed());
-            Workers.run(answered.stream().filter(s -> !out.done().contains(s.get("index").asText()))
+            Workers.run(samples.stream().filter(s -> !out.done().contains(s.get("index").asText()))
                     .map(s -> (Workers.Job) () -> {
                         ObjectNode raw = Jsonl.JSON.createObjectNode().put("index", s.get("index").asInt());
                         try {
-                            Completion r = c.client().complete(Requests.request(judge, null,
-                                    Requests.user(Templates.hallucination(s.get("prompt").asText(), s.get("answer").asText(),
-                                            s.get("generation").asText())),
+                            Completion r = c.client().complete(Requests.request(judge, null, Requests.user(prompt.apply(s)),
                                     MAX_TOKENS_JUDGE, 0.0, 1.0, List.of(), null));
                             raw.put("eval_res", r.text());
-                            promptTokens.addAndGet(r.promptTokens());
-                            completionTokens.addAndGet(r.completionTokens());
+                            counters.promptTokens().addAndGet(r.promptTokens());
+                            counters.completionTokens().addAndGet(r.completionTokens());
                         } catch (ClientException e) {
                             Requests.putFailure(raw, "eval_res", e);
-                            failed.incrementAndGet();
+                            counters.failed().incrementAndGet();
                         }
                         out.append(raw);
                         progress.step();
                         return true;
                     }).iterator(), c.concurrency());
+            return out.resumed();
         }
     }
 
