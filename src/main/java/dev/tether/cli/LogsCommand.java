@@ -50,6 +50,9 @@ final class LogsCommand implements Callable<Integer> {
                 throw CliError.usage("no log for server " + id + " (see `tether ps`, or the files in " + home.logs() + ")");
             }
         } else {
+            if (id == null && port == null) {
+                throw CliError.usage("say which server's log: an ID (see `tether ps`) or --port P");
+            }
             Integer p = port == null ? null : PortCommand.parsePort(port);
             List<Lease> leases = Servers.select(manager, id, p, false);
             if (leases.isEmpty()) {

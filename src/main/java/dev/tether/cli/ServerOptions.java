@@ -84,6 +84,9 @@ final class ServerOptions {
             if (name == null) {
                 if ("tiny".equals(model) || (model != null && model.endsWith(".gguf"))) {
                     name = Profiles.EMBEDDED;
+                } else if (model == null) {
+                    throw CliError.usage("say what to serve: --model tiny (or a .gguf file) for the embedded engine, "
+                            + "--profile NAME --model M, or --command \"ARGV TEMPLATE\"");
                 } else {
                     throw CliError.usage("which server should run " + (model == null ? "the model" : "'" + model + "'")
                             + "? Give --profile (" + String.join(", ", profiles.names()) + ") or --command \"...\"");
