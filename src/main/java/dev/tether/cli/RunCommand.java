@@ -60,8 +60,11 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--output-dir", paramLabel = "DIR", defaultValue = "output", description = "Where results go (default: ${DEFAULT-VALUE}).")
     Path outputDir;
 
-    @Option(names = "--concurrency", paramLabel = "C", defaultValue = "64",
-            description = "Requests in flight at most (default: ${DEFAULT-VALUE}, which suits vLLM).")
+    @Option(names = "--concurrency", paramLabel = "C",
+            description = "Requests in flight at most (default: 64, which suits vLLM; 4 for the embedded engine, its slot count).")
+    Integer concurrencyOption;
+
+    /** Resolved in checkOptions(): the option, or the default for the server kind. */
     int concurrency;
 
     @Option(names = "--no-resume", description = "Start over instead of continuing an earlier run (old files are kept as .bak).")
@@ -217,6 +220,11 @@ final class RunCommand implements Callable<Integer> {
         if (n <= 0) {
             throw CliError.usage("--N must be a positive number, not " + n);
         }
+        boolean embedded = "embedded".equals(server.profile)
+                || (server.profile == null && server.command == null
+                    && ("tiny".equals(server.model) || server.model.endsWith(".gguf")));
+        // The embedded engine decodes 4 requests at once; more in flight only queue (and on 2 cores, slow it down).
+        concurrency = concurrencyOption != null ? concurrencyOption : embedded ? 4 : 64;
         if (concurrency <= 0) {
             throw CliError.usage("--concurrency must be at least 1, not " + concurrency);
         }
