@@ -18,7 +18,6 @@ import dev.tether.server.TetherHome;
 import java.io.File;
 import java.io.IOException;
 import java.net.URI;
-import java.net.URISyntaxException;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -27,14 +26,11 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
-import java.util.jar.JarEntry;
-import java.util.jar.JarOutputStream;
 import java.util.stream.Stream;
 
 /**
@@ -350,21 +346,8 @@ public final class ServerBench {
         return stats(kib.stream().map(k -> k / 1024.0).toList());
     }
 
-    /** tether's classes as one jar, then the dependency jars: the layout of an installed tether. */
-    private static String jarClasspath(Path dir, String devClasspath) throws IOException, URISyntaxException {
-        Path classes = Path.of(ServerManager.class.getProtectionDomain().getCodeSource().getLocation().toURI());
-        Path jar = dir.resolve("tether-classes.jar");
-        try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar));
-             Stream<Path> files = Files.walk(classes)) {
-            for (Path f : files.filter(Files::isRegularFile).sorted().toList()) {
-                out.putNextEntry(new JarEntry(classes.relativize(f).toString().replace('\\', '/')));
-                Files.copy(f, out);
-                out.closeEntry();
-            }
-        }
-        List<String> cp = new ArrayList<>(List.of(jar.toString()));
-        Arrays.stream(devClasspath.split(File.pathSeparator)).filter(e -> e.endsWith(".jar")).forEach(cp::add);
-        return String.join(File.pathSeparator, cp);
+    private static String jarClasspath(Path dir, String devClasspath) throws IOException {
+        return ServerInternals.installedClasspath(dir, devClasspath);
     }
 
     private static void deleteTree(Path root) throws IOException {

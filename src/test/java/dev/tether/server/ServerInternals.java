@@ -28,6 +28,31 @@ public final class ServerInternals {
         return manager.shimCache().train();
     }
 
+    /**
+     * tether's classes packed into one jar in {@code dir}, followed by the dependency jars of
+     * {@code devClasspath}: the layout of an installed tether (the shim's AOT cache needs jars).
+     */
+    public static String installedClasspath(Path dir, String devClasspath) throws java.io.IOException {
+        Path classes;
+        try {
+            classes = Path.of(ServerManager.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+        } catch (java.net.URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+        Path jar = dir.resolve("tether-classes.jar");
+        try (var out = new java.util.jar.JarOutputStream(java.nio.file.Files.newOutputStream(jar));
+             var files = java.nio.file.Files.walk(classes)) {
+            for (Path f : files.filter(java.nio.file.Files::isRegularFile).sorted().toList()) {
+                out.putNextEntry(new java.util.jar.JarEntry(classes.relativize(f).toString().replace('\\', '/')));
+                java.nio.file.Files.copy(f, out);
+                out.closeEntry();
+            }
+        }
+        java.util.List<String> cp = new java.util.ArrayList<>(java.util.List.of(jar.toString()));
+        java.util.Arrays.stream(devClasspath.split(java.io.File.pathSeparator)).filter(e -> e.endsWith(".jar")).forEach(cp::add);
+        return String.join(java.io.File.pathSeparator, cp);
+    }
+
     /** The shim's JVM flags, without the cache. */
     public static java.util.List<String> shimJvmFlags() {
         return ServerManager.SHIM_JVM_FLAGS;

@@ -22,8 +22,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.jar.JarEntry;
-import java.util.jar.JarOutputStream;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -49,19 +47,7 @@ class ShimCacheTest {
     /** tether's classes as a jar, then its dependencies: the layout of an installed tether. */
     @BeforeAll
     static void makeJar() throws IOException, URISyntaxException {
-        Path classes = Path.of(Shim.class.getProtectionDomain().getCodeSource().getLocation().toURI());
-        Path jar = shared.resolve("tether-classes.jar");
-        try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar));
-             Stream<Path> files = Files.walk(classes)) {
-            for (Path f : files.filter(Files::isRegularFile).sorted().toList()) {
-                out.putNextEntry(new JarEntry(classes.relativize(f).toString().replace('\\', '/')));
-                Files.copy(f, out);
-                out.closeEntry();
-            }
-        }
-        List<String> cp = new ArrayList<>(List.of(jar.toString()));
-        Arrays.stream(JavaCommand.classpath().split(":")).filter(e -> e.endsWith(".jar")).forEach(cp::add);
-        jarClasspath = String.join(":", cp);
+        jarClasspath = ServerInternals.installedClasspath(shared, JavaCommand.classpath());
     }
 
     private ShimCache cache(Path home) {
