@@ -1,11 +1,11 @@
 package dev.tether.cli;
 
-import static dev.tether.cli.ServeCommandTest.UP;
-import static dev.tether.cli.ServeCommandTest.assertNoProcessesOf;
-import static dev.tether.cli.ServeCommandTest.healthServer;
+import static dev.tether.cli.TetherHomes.UP;
+import static dev.tether.cli.TetherHomes.assertNoProcessesOf;
+import static dev.tether.cli.TetherHomes.healthServer;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.tether.cli.ServeCommandTest.Tether;
+
 import dev.tether.fixtures.Fixture;
 import dev.tether.server.Lease;
 import dev.tether.server.Profiles;
@@ -25,7 +25,7 @@ class LogsCommandTest {
     @TempDir
     Path dir;
 
-    private Tether follower;
+    private BackgroundTether follower;
 
     private Path home() {
         return dir.resolve("home");
@@ -58,7 +58,7 @@ class LogsCommandTest {
             assertThat(byPort.out()).contains(readyLine);
 
             // Follow while it runs; the follower ends by itself when the server stops.
-            follower = Tether.start(home(), null, "logs", "-f", lease.id());
+            follower = BackgroundTether.start(home(), null, "logs", "-f", lease.id());
             follower.awaitLine(readyLine, UP);
             server.stop();
             assertThat(follower.awaitExit(UP)).isZero();

@@ -1,7 +1,7 @@
 package dev.tether.cli;
 
-import static dev.tether.cli.ServeCommandTest.assertNoProcessesOf;
-import static dev.tether.cli.ServeCommandTest.healthServer;
+import static dev.tether.cli.TetherHomes.assertNoProcessesOf;
+import static dev.tether.cli.TetherHomes.healthServer;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;

@@ -1,11 +1,11 @@
 package dev.tether.cli;
 
-import static dev.tether.cli.ServeCommandTest.assertNoProcessesOf;
-import static dev.tether.cli.ServeCommandTest.assertServerGone;
-import static dev.tether.cli.ServeCommandTest.healthServer;
+import static dev.tether.cli.TetherHomes.assertNoProcessesOf;
+import static dev.tether.cli.TetherHomes.assertServerGone;
+import static dev.tether.cli.TetherHomes.healthServer;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.tether.cli.ServeCommandTest.Tether;
+
 import dev.tether.fixtures.Fixture;
 import dev.tether.proc.ProcessTree;
 import dev.tether.server.Lease;
@@ -26,7 +26,7 @@ class ReapCommandTest {
     @TempDir
     Path dir;
 
-    private Tether serve;
+    private BackgroundTether serve;
 
     private Path home() {
         return dir.resolve("home");
@@ -50,7 +50,7 @@ class ReapCommandTest {
     @Test
     void anOrphanIsReapedAndALiveServerIsLeftAlone() throws Exception {
         int port = Fixture.freePort();
-        serve = Tether.start(home(), null, "serve", "--command", healthServer(), "--port", String.valueOf(port));
+        serve = BackgroundTether.start(home(), null, "serve", "--command", healthServer(), "--port", String.valueOf(port));
         Lease orphan = serve.orphanItsServer();
 
         try (ServerManager owner = new ServerManager(new TetherHome(home()), ServerEvents.NONE);

@@ -1,8 +1,8 @@
 package dev.tether.cli;
 
-import static dev.tether.cli.ServeCommandTest.assertNoProcessesOf;
-import static dev.tether.cli.ServeCommandTest.leases;
-import static dev.tether.cli.ServeCommandTest.processesOf;
+import static dev.tether.cli.TetherHomes.assertNoProcessesOf;
+import static dev.tether.cli.TetherHomes.leases;
+import static dev.tether.cli.TetherHomes.processesOf;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -40,7 +40,7 @@ class RunCommandTest {
     @TempDir
     Path dir;
 
-    private final List<ServeCommandTest.Tether> started = new ArrayList<>();
+    private final List<BackgroundTether> started = new ArrayList<>();
 
     private Path home() {
         return dir.resolve("home");
@@ -52,18 +52,18 @@ class RunCommandTest {
 
     @AfterEach
     void nothingOfThisRunIsLeft() {
-        started.forEach(ServeCommandTest.Tether::close);
+        started.forEach(BackgroundTether::close);
         assertNoProcessesOf(home());
     }
 
-    private ServeCommandTest.Tether start(String... args) throws IOException {
-        ServeCommandTest.Tether t = ServeCommandTest.Tether.start(home(), dir, args);
+    private BackgroundTether start(String... args) throws IOException {
+        BackgroundTether t = BackgroundTether.start(home(), dir, args);
         started.add(t);
         return t;
     }
 
-    private ServeCommandTest.Tether finish(int expectedExit, String... args) throws Exception {
-        ServeCommandTest.Tether t = start(args);
+    private BackgroundTether finish(int expectedExit, String... args) throws Exception {
+        BackgroundTether t = start(args);
         assertThat(t.awaitExit(RUN)).as("exit code\nstdout:\n%s\nstderr:\n%s", t.out(), t.err()).isEqualTo(expectedExit);
         return t;
     }
@@ -157,7 +157,7 @@ class RunCommandTest {
         assertThat(victim.process.isAlive()).as("still mid-run when killed\n%s", victim.err()).isTrue();
         Signaller.send(victim.identity(), Signal.KILL);
         // The watchdog stops the orphaned server.
-        assertThat(Poll.until(() -> processesOf(home()).isEmpty(), ServeCommandTest.WATCHDOG, Duration.ofMillis(20)))
+        assertThat(Poll.until(() -> processesOf(home()).isEmpty(), TetherHomes.WATCHDOG, Duration.ofMillis(20)))
                 .as("run's processes gone after kill -9: %s", processesOf(home())).isTrue();
         long partial = count(generations);
         assertThat(partial).isLessThan(n);

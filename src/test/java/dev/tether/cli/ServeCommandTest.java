@@ -1,5 +1,6 @@
 package dev.tether.cli;
 
+import static dev.tether.cli.TetherHomes.*;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.tether.fixtures.ExitsAtOnce;
@@ -53,14 +54,11 @@ import org.junit.jupiter.params.provider.MethodSource;
  * real signals (SIGTERM, SIGINT, SIGKILL) — and in every case, the server tree is gone afterwards.
  */
 class ServeCommandTest {
-    static final Duration UP = Duration.ofSeconds(60);
-    /** How long the watchdog (the shim) may take to notice a dead tether and stop the tree. */
-    static final Duration WATCHDOG = Duration.ofSeconds(15);
 
     @TempDir
     Path dir;
 
-    private final List<Tether> started = new ArrayList<>();
+    private final List<BackgroundTether> started = new ArrayList<>();
 
     Path home() {
         return dir.resolve("home");
@@ -68,213 +66,19 @@ class ServeCommandTest {
 
     @AfterEach
     void nothingOfThisHomeIsLeft() {
-        started.forEach(Tether::close);
+        started.forEach(BackgroundTether::close);
         assertNoProcessesOf(home());
     }
 
-    // ---- helpers shared by the cli tests ----
 
-    /** The {@code --command} template of a HealthServer on {port} (fixture argv words never need quoting). */
-    static String healthServer(String... args) {
-        List<String> all = new ArrayList<>(List.of("--port", "{port}"));
-        all.addAll(List.of(args));
-        return String.join(" ", Fixture.command(HealthServer.class, all.toArray(String[]::new)));
-    }
-
-    static int status(String url) {
-        try (HttpClient http = HttpClient.newHttpClient()) {
-            return http.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(5)).GET().build(),
-                    HttpResponse.BodyHandlers.discarding()).statusCode();
-        } catch (Exception e) {
-            return -1;
-        }
-    }
-
-    static List<Lease> leases(Path home) {
-        return new LeaseStore(new TetherHome(home)).list();
-    }
-
-    static boolean noFilesIn(Path dir) throws IOException {
-        if (!Files.isDirectory(dir)) {
-            return true;
-        }
-        try (Stream<Path> files = Files.list(dir)) {
-            return files.noneMatch(p -> !p.getFileName().toString().equals(".lock"));
-        }
-    }
-
-    /**
-     * Every live process started under this TETHER_HOME: tether JVMs run with it, and the shims and servers
-     * they start (tether puts TETHER_HOME into each shim's environment, which its server inherits). Unlike
-     * LeakCheck, this also sees what was re-parented away from the test JVM when a tether JVM was killed.
-     */
-    static List<ProcessIdentity> processesOf(Path home) {
-        int self = (int) ProcessHandle.current().pid();
-        String value = home.toAbsolutePath().toString();
-        List<ProcessIdentity> found = new ArrayList<>();
-        for (int pid : ProcFs.pids()) {
-            if (pid != self && ProcFs.environValue(pid, TetherHome.ENV).filter(value::equals).isPresent()) {
-                ProcessIdentity.of(pid).filter(ProcessIdentity::isAlive).ifPresent(found::add);
-            }
-        }
-        return found;
-    }
-
-    /** Fails if any process of this home is alive, after SIGKILLing them all (so later tests start clean). */
-    static void assertNoProcessesOf(Path home) {
-        // A watchdog may still be finishing after a test's last SIGKILL: give it a moment, then judge.
-        Poll.until(() -> processesOf(home).isEmpty(), Duration.ofSeconds(5), Duration.ofMillis(20));
-        List<ProcessIdentity> left = processesOf(home);
-        if (left.isEmpty()) {
-            return;
-        }
-        List<String> described = left.stream().map(id -> id + ": " + ProcFs.commandLine(id.pid())).toList();
-        left.forEach(id -> Signaller.send(id, Signal.KILL));
-        Poll.until(() -> left.stream().noneMatch(ProcessIdentity::isAlive), Duration.ofSeconds(10));
-        throw new AssertionError("processes of " + home + " left running (now SIGKILLed):\n  " + String.join("\n  ", described));
-    }
-
-    /** The tree, shim, lease file and port of a server are all gone. */
-    static void assertServerGone(Path home, Lease lease) {
-        assertThat(new ProcessTree(lease.membership()).members()).as("members of %s", lease.id()).isEmpty();
-        assertThat(lease.shim() == null || !lease.shim().isAlive()).as("shim of %s alive", lease.id()).isTrue();
-        assertThat(home.resolve("leases").resolve(lease.id() + ".json")).doesNotExist();
-        assertThat(PortListeners.isListening(lease.port())).as("port %d listens", lease.port()).isFalse();
-    }
-
-    /** Sends SIGSTOP with the real kill(1), so a process cannot react to what happens next. */
-    static void freeze(ProcessIdentity process) throws Exception {
-        Process kill = new ProcessBuilder("/bin/kill", "-STOP", String.valueOf(process.pid())).inheritIO().start();
-        assertThat(kill.waitFor(10, TimeUnit.SECONDS)).isTrue();
-        assertThat(Poll.until(() -> ProcFs.stat(process.pid()).map(s -> s.state() == 'T').orElse(false), Duration.ofSeconds(10)))
-                .as("%s stopped", process).isTrue();
-    }
-
-    /**
-     * A tether command run in the background (a child JVM with TETHER_HOME set), its output collected as
-     * it comes. Closing it SIGKILLs it if it still runs.
-     */
-    static final class Tether implements AutoCloseable {
-        final Process process;
-        final Path home;
-        private final StringBuffer out = new StringBuffer();
-        private final StringBuffer err = new StringBuffer();
-        private final Thread outReader;
-        private final Thread errReader;
-
-        private Tether(Process process, Path home) {
-            this.process = process;
-            this.home = home;
-            this.outReader = Thread.ofVirtual().start(() -> copy(process.getInputStream(), out));
-            this.errReader = Thread.ofVirtual().start(() -> copy(process.getErrorStream(), err));
-        }
-
-        static Tether start(Path home, Path workDir, String... args) throws IOException {
-            ProcessBuilder builder = new ProcessBuilder(TetherCli.command(args))
-                    .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
-            builder.environment().put("TETHER_HOME", home.toString());
-            if (workDir != null) {
-                builder.directory(workDir.toFile());
-            }
-            return new Tether(builder.start(), home);
-        }
-
-        private static void copy(InputStream in, StringBuffer into) {
-            try (BufferedReader reader = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = reader.readLine()) != null) {
-                    into.append(line).append('\n');
-                }
-            } catch (IOException e) {
-                // the process is gone
-            }
-        }
-
-        String out() {
-            return out.toString();
-        }
-
-        String err() {
-            return err.toString();
-        }
-
-        ProcessIdentity identity() {
-            return ProcessIdentity.of((int) process.pid()).orElseThrow();
-        }
-
-        /** Waits for a line of stdout that starts with {@code prefix} and returns it; fails early if tether exits. */
-        String awaitLine(String prefix, Duration timeout) {
-            String[] found = new String[1];
-            Poll.until(() -> {
-                found[0] = out().lines().filter(l -> l.startsWith(prefix)).findFirst().orElse(null);
-                return found[0] != null || !process.isAlive();
-            }, timeout, Duration.ofMillis(20));
-            if (found[0] == null && !process.isAlive()) {
-                try {
-                    outReader.join(Duration.ofSeconds(5));   // its last lines may still be in the pipe
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-                found[0] = out().lines().filter(l -> l.startsWith(prefix)).findFirst().orElse(null);
-            }
-            assertThat(found[0]).as("a line starting '%s' (alive: %s)\nstdout:\n%s\nstderr:\n%s", prefix,
-                    process.isAlive(), out(), err()).isNotNull();
-            return found[0];
-        }
-
-        /** Waits for "Ready:" and returns the one lease in this home (the server it started). */
-        Lease awaitReady() {
-            awaitLine("Ready: ", UP);
-            List<Lease> leases = leases(home);
-            assertThat(leases).as("leases once ready").hasSize(1);
-            return leases.getFirst();
-        }
-
-        int awaitExit(Duration timeout) throws InterruptedException {
-            boolean exited = process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS);
-            assertThat(exited).as("tether exits within %s\nstdout:\n%s\nstderr:\n%s", timeout, out(), err()).isTrue();
-            outReader.join(Duration.ofSeconds(5));
-            errReader.join(Duration.ofSeconds(5));
-            return process.exitValue();
-        }
-
-        /**
-         * Leaves an orphan: SIGSTOP the shim (so it cannot react), SIGKILL this tether, SIGKILL the shim.
-         * The server runs on, its lease naming an owner and a shim that are both dead.
-         */
-        Lease orphanItsServer() throws Exception {
-            Lease lease = awaitReady();
-            freeze(lease.shim());
-            process.destroyForcibly();
-            assertThat(process.waitFor(10, TimeUnit.SECONDS)).isTrue();
-            assertThat(Signaller.send(lease.shim(), Signal.KILL)).isEqualTo(Signaller.Outcome.SENT);
-            assertThat(Poll.until(() -> !lease.shim().isAlive(), Duration.ofSeconds(10))).as("shim dead").isTrue();
-            assertThat(lease.server().isAlive()).as("server left running").isTrue();
-            assertThat(lease.isOrphan()).isTrue();
-            return lease;
-        }
-
-        @Override
-        public void close() {
-            if (process.isAlive()) {
-                process.destroyForcibly();
-                try {
-                    process.waitFor(10, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }
-        }
-    }
-
-    private Tether serve(String... args) throws IOException {
+    private BackgroundTether serve(String... args) throws IOException {
         return serveIn(null, args);
     }
 
-    private Tether serveIn(Path workDir, String... args) throws IOException {
+    private BackgroundTether serveIn(Path workDir, String... args) throws IOException {
         List<String> all = new ArrayList<>(List.of("serve"));
         all.addAll(List.of(args));
-        Tether t = Tether.start(home(), workDir, all.toArray(String[]::new));
+        BackgroundTether t = BackgroundTether.start(home(), workDir, all.toArray(String[]::new));
         started.add(t);
         return t;
     }
@@ -284,7 +88,7 @@ class ServeCommandTest {
     @Test
     void sigtermStopsTheTreeThenExits143() throws Exception {
         int port = Fixture.freePort();
-        Tether tether = serve("--command", healthServer(), "--port", String.valueOf(port));
+        BackgroundTether tether = serve("--command", healthServer(), "--port", String.valueOf(port));
         Lease lease = tether.awaitReady();
         String ready = tether.awaitLine("Ready: ", UP);
         assertThat(ready).startsWith("Ready: http://127.0.0.1:" + port);
@@ -315,7 +119,7 @@ class ServeCommandTest {
             words.append(words.isEmpty() ? "" : ", ").append('"').append(word).append('"');
         }
         Files.writeString(work.resolve("tether.yaml"), "profiles:\n  fixture:\n    command: [" + words + "]\n    health: /health\n");
-        Tether tether = serveIn(work, "--profile", "fixture", "--model", "m", "--port", String.valueOf(port));
+        BackgroundTether tether = serveIn(work, "--profile", "fixture", "--model", "m", "--port", String.valueOf(port));
         Lease lease = tether.awaitReady();
         assertThat(lease.profile()).isEqualTo("fixture");
         assertThat(lease.model()).isEqualTo("m");
@@ -330,7 +134,7 @@ class ServeCommandTest {
     @Test
     void killMinus9OfTetherMakesTheWatchdogStopTheTree() throws Exception {
         int port = Fixture.freePort();
-        Tether tether = serve("--command", healthServer(), "--port", String.valueOf(port));
+        BackgroundTether tether = serve("--command", healthServer(), "--port", String.valueOf(port));
         Lease lease = tether.awaitReady();
         ProcessTree tree = new ProcessTree(lease.membership());
         assertThat(tree.members()).isNotEmpty();
@@ -352,7 +156,7 @@ class ServeCommandTest {
         Lease orphan = serve("--command", healthServer(), "--port", String.valueOf(port)).orphanItsServer();
         assertThat(status("http://127.0.0.1:" + port + "/health")).as("the orphan still serves").isEqualTo(200);
 
-        Tether next = serve("--command", healthServer(), "--port", String.valueOf(port));
+        BackgroundTether next = serve("--command", healthServer(), "--port", String.valueOf(port));
         Lease fresh = next.awaitReady();
         String reaped = next.awaitLine("Reaped orphan", UP);
         assertThat(reaped).contains(orphan.id()).contains("port " + port);
@@ -371,7 +175,7 @@ class ServeCommandTest {
     @Test
     void sigtermWhileTheServerIsStillLoadingStopsItToo() throws Exception {
         int port = Fixture.freePort();
-        Tether tether = serve("--command", healthServer("--ready-after-ms", "600000"), "--port", String.valueOf(port));
+        BackgroundTether tether = serve("--command", healthServer("--ready-after-ms", "600000"), "--port", String.valueOf(port));
         tether.awaitLine("Starting server", UP);
         Fixture.awaitListening(port, UP);   // up, answering 503, not ready
         Lease lease = leases(home()).getFirst();
@@ -388,7 +192,7 @@ class ServeCommandTest {
     @Test
     void whenTheShimIsKilledTheServeStopsTheTreeItselfAndFails() throws Exception {
         int port = Fixture.freePort();
-        Tether tether = serve("--command", healthServer(), "--port", String.valueOf(port));
+        BackgroundTether tether = serve("--command", healthServer(), "--port", String.valueOf(port));
         Lease lease = tether.awaitReady();
 
         assertThat(Signaller.send(lease.shim(), Signal.KILL)).isEqualTo(Signaller.Outcome.SENT);
@@ -403,12 +207,12 @@ class ServeCommandTest {
         int port = Fixture.freePort();
         // Loads for a while, so whichever comes second finds the first one still starting.
         String command = healthServer("--ready-after-ms", "1000");
-        Tether one = serve("--command", command, "--port", String.valueOf(port));
-        Tether two = serve("--command", command, "--port", String.valueOf(port));
+        BackgroundTether one = serve("--command", command, "--port", String.valueOf(port));
+        BackgroundTether two = serve("--command", command, "--port", String.valueOf(port));
         assertThat(Poll.until(() -> !one.process.isAlive() || !two.process.isAlive(), UP, Duration.ofMillis(20)))
                 .as("the one that does not own the server ends").isTrue();
-        Tether user = one.process.isAlive() ? two : one;
-        Tether owner = user == one ? two : one;
+        BackgroundTether user = one.process.isAlive() ? two : one;
+        BackgroundTether owner = user == one ? two : one;
         assertThat(user.awaitExit(UP)).as(user.out() + user.err()).isEqualTo(ExitCode.OK);
         Lease lease = owner.awaitReady();
 
@@ -432,7 +236,7 @@ class ServeCommandTest {
         try (ServerManager owner = new ServerManager(new TetherHome(home()), ServerEvents.NONE);
              ServerHandle server = owner.start(new ServerSpec(null, Profiles.command(healthServer(), "/health"),
                      "127.0.0.1", port, null))) {
-            Tether second = serve("--command", healthServer(), "--port", String.valueOf(port));
+            BackgroundTether second = serve("--command", healthServer(), "--port", String.valueOf(port));
             assertThat(second.awaitExit(UP)).as(second.err()).isEqualTo(ExitCode.OK);
             assertThat(second.out()).contains("Using running server http://127.0.0.1:" + port)
                     .contains("tether pid " + ProcessHandle.current().pid())
@@ -506,7 +310,7 @@ class ServeCommandTest {
     void aBrokenTetherYamlInTheWorkingDirectoryIsExit2() throws Exception {
         Path work = Files.createDirectories(dir.resolve("work"));
         Files.writeString(work.resolve("tether.yaml"), "profiles:\n  broken: [unclosed\n");
-        Tether tether = serveIn(work, "--model", "m", "--profile", "broken", "--port", String.valueOf(Fixture.freePort()));
+        BackgroundTether tether = serveIn(work, "--model", "m", "--profile", "broken", "--port", String.valueOf(Fixture.freePort()));
         assertThat(tether.awaitExit(UP)).isEqualTo(ExitCode.USAGE);
         assertThat(tether.err().lines().filter(l -> !l.isBlank())).hasSize(1);
         assertThat(tether.err()).startsWith("tether: ").contains("tether.yaml").contains("not valid YAML");

@@ -1,12 +1,12 @@
 package dev.tether.cli;
 
-import static dev.tether.cli.ServeCommandTest.UP;
-import static dev.tether.cli.ServeCommandTest.assertNoProcessesOf;
-import static dev.tether.cli.ServeCommandTest.assertServerGone;
-import static dev.tether.cli.ServeCommandTest.healthServer;
+import static dev.tether.cli.TetherHomes.UP;
+import static dev.tether.cli.TetherHomes.assertNoProcessesOf;
+import static dev.tether.cli.TetherHomes.assertServerGone;
+import static dev.tether.cli.TetherHomes.healthServer;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.tether.cli.ServeCommandTest.Tether;
+
 import dev.tether.fixtures.Fixture;
 import dev.tether.server.Lease;
 import dev.tether.server.Profiles;
@@ -30,7 +30,7 @@ class StopCommandTest {
     @TempDir
     Path dir;
 
-    private Tether serve;
+    private BackgroundTether serve;
 
     private Path home() {
         return dir.resolve("home");
@@ -51,7 +51,7 @@ class StopCommandTest {
     @Test
     void stopByIdEndsTheServeThatOwnsIt() throws Exception {
         int port = Fixture.freePort();
-        serve = Tether.start(home(), null, "serve", "--command", healthServer(), "--port", String.valueOf(port));
+        serve = BackgroundTether.start(home(), null, "serve", "--command", healthServer(), "--port", String.valueOf(port));
         Lease lease = serve.awaitReady();
 
         var stopped = TetherCli.run(home(), "stop", lease.id());

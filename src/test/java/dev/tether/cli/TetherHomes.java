@@ -1,0 +1,135 @@
+package dev.tether.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.tether.fixtures.ExitsAtOnce;
+import dev.tether.fixtures.Fixture;
+import dev.tether.fixtures.HealthServer;
+import dev.tether.fixtures.Worker;
+import dev.tether.proc.Poll;
+import dev.tether.proc.PortListeners;
+import dev.tether.proc.ProcFs;
+import dev.tether.proc.ProcessIdentity;
+import dev.tether.proc.ProcessTree;
+import dev.tether.proc.Signal;
+import dev.tether.proc.Signaller;
+import dev.tether.proc.Spawned;
+import dev.tether.proc.Spawner;
+import dev.tether.proc.TreeStopper;
+import dev.tether.server.Lease;
+import dev.tether.server.LeaseStore;
+import dev.tether.server.Profiles;
+import dev.tether.server.ServerEvents;
+import dev.tether.server.ServerHandle;
+import dev.tether.server.ServerManager;
+import dev.tether.server.ServerSpec;
+import dev.tether.server.TetherHome;
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** Shared helpers of the tests that run tether as separate JVMs under a temporary TETHER_HOME. */
+public final class TetherHomes {
+    /** How long a server may take to be ready in a test. */
+    public static final Duration UP = Duration.ofSeconds(60);
+    /** How long the watchdog (the shim) may take to notice a dead tether and stop the tree. */
+    public static final Duration WATCHDOG = Duration.ofSeconds(15);
+
+    /** The {@code --command} template of a HealthServer on {port} (fixture argv words never need quoting). */
+    public static String healthServer(String... args) {
+        List<String> all = new ArrayList<>(List.of("--port", "{port}"));
+        all.addAll(List.of(args));
+        return String.join(" ", Fixture.command(HealthServer.class, all.toArray(String[]::new)));
+    }
+
+    public static int status(String url) {
+        try (HttpClient http = HttpClient.newHttpClient()) {
+            return http.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(5)).GET().build(),
+                    HttpResponse.BodyHandlers.discarding()).statusCode();
+        } catch (Exception e) {
+            return -1;
+        }
+    }
+
+    public static List<Lease> leases(Path home) {
+        return new LeaseStore(new TetherHome(home)).list();
+    }
+
+    public static boolean noFilesIn(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return true;
+        }
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.noneMatch(p -> !p.getFileName().toString().equals(".lock"));
+        }
+    }
+
+    /**
+     * Every live process started under this TETHER_HOME: tether JVMs run with it, and the shims and servers
+     * they start (tether puts TETHER_HOME into each shim's environment, which its server inherits). Unlike
+     * LeakCheck, this also sees what was re-parented away from the test JVM when a tether JVM was killed.
+     */
+    public static List<ProcessIdentity> processesOf(Path home) {
+        int self = (int) ProcessHandle.current().pid();
+        String value = home.toAbsolutePath().toString();
+        List<ProcessIdentity> found = new ArrayList<>();
+        for (int pid : ProcFs.pids()) {
+            if (pid != self && ProcFs.environValue(pid, TetherHome.ENV).filter(value::equals).isPresent()) {
+                ProcessIdentity.of(pid).filter(ProcessIdentity::isAlive).ifPresent(found::add);
+            }
+        }
+        return found;
+    }
+
+    /** Fails if any process of this home is alive, after SIGKILLing them all (so later tests start clean). */
+    public static void assertNoProcessesOf(Path home) {
+        // A watchdog may still be finishing after a test's last SIGKILL: give it a moment, then judge.
+        Poll.until(() -> processesOf(home).isEmpty(), Duration.ofSeconds(5), Duration.ofMillis(20));
+        List<ProcessIdentity> left = processesOf(home);
+        if (left.isEmpty()) {
+            return;
+        }
+        List<String> described = left.stream().map(id -> id + ": " + ProcFs.commandLine(id.pid())).toList();
+        left.forEach(id -> Signaller.send(id, Signal.KILL));
+        Poll.until(() -> left.stream().noneMatch(ProcessIdentity::isAlive), Duration.ofSeconds(10));
+        throw new AssertionError("processes of " + home + " left running (now SIGKILLed):\n  " + String.join("\n  ", described));
+    }
+
+    /** The tree, shim, lease file and port of a server are all gone. */
+    public static void assertServerGone(Path home, Lease lease) {
+        assertThat(new ProcessTree(lease.membership()).members()).as("members of %s", lease.id()).isEmpty();
+        assertThat(lease.shim() == null || !lease.shim().isAlive()).as("shim of %s alive", lease.id()).isTrue();
+        assertThat(home.resolve("leases").resolve(lease.id() + ".json")).doesNotExist();
+        assertThat(PortListeners.isListening(lease.port())).as("port %d listens", lease.port()).isFalse();
+    }
+
+    /** Sends SIGSTOP with the real kill(1), so a process cannot react to what happens next. */
+    public static void freeze(ProcessIdentity process) throws Exception {
+        Process kill = new ProcessBuilder("/bin/kill", "-STOP", String.valueOf(process.pid())).inheritIO().start();
+        assertThat(kill.waitFor(10, TimeUnit.SECONDS)).isTrue();
+        assertThat(Poll.until(() -> ProcFs.stat(process.pid()).map(s -> s.state() == 'T').orElse(false), Duration.ofSeconds(10)))
+                .as("%s stopped", process).isTrue();
+    }
+
+    private TetherHomes() {}
+}
