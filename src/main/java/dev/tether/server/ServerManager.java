@@ -138,16 +138,22 @@ public final class ServerManager implements AutoCloseable {
     private Claim claim(ServerSpec spec) throws ForeignPortException, PortInUseException {
         try {
             return store.locked(() -> {
+                // Every orphan is reaped here, whatever its port: DESIGN 5 asks it of the port's next user, but
+                // with --port auto no start would ever look at an orphan's port, and dead runs would pile up.
+                List<Lease> live = new ArrayList<>();
+                for (Lease lease : store.list()) {
+                    if (lease.isOrphan()) {
+                        reapLease(lease);
+                    } else {
+                        live.add(lease);
+                    }
+                }
                 int port = spec.port();
                 if (port == ServerSpec.AUTO_PORT) {
                     port = pickFreePort(spec.host());
                 } else {
-                    for (Lease lease : store.list()) {
+                    for (Lease lease : live) {
                         if (lease.port() != port) {
-                            continue;
-                        }
-                        if (lease.isOrphan()) {
-                            reapLease(lease);
                             continue;
                         }
                         if (!sameServer(lease, spec, port)) {
