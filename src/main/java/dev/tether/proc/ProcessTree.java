@@ -59,7 +59,10 @@ public final class ProcessTree {
         if (membership.root() != null && isSame(membership.root(), all, bootId)) {
             seeds.add(membership.root().pid());
         }
-        if (membership.subreaper() != null && isSame(membership.subreaper(), all, bootId)) {
+        // The subreaper itself is left out of `all` (it is never a member), so it is checked on its own: a
+        // check against `all` never matched, and escaped children it adopted were found only once a
+        // refresh had recorded them (found by the chaos soak: kill -9 of a root right after Ready).
+        if (membership.subreaper() != null && isLive(membership.subreaper(), bootId)) {
             seeds.addAll(children.getOrDefault(membership.subreaper().pid(), List.of()));
         }
         for (ProcessIdentity id : marked) {
@@ -106,6 +109,11 @@ public final class ProcessTree {
 
     public boolean isEmpty() {
         return members().isEmpty();
+    }
+
+    private static boolean isLive(ProcessIdentity id, String bootId) {
+        return id.bootId().equals(bootId) && ProcFs.stat(id.pid())
+                .filter(s -> !s.isDead() && s.startTicks() == id.startTicks()).isPresent();
     }
 
     private static boolean isSame(ProcessIdentity id, Map<Integer, ProcStat> all, String bootId) {

@@ -89,6 +89,25 @@ public final class ServerHandle implements AutoCloseable {
         return owned ? Optional.ofNullable(connection.stopSummary()) : Optional.empty();
     }
 
+    /**
+     * Its shim died without stopping the server (kill -9, OOM killer): this process is now the tree's only
+     * watchdog, so it stops the tree and removes the lease at once, as the shim would have (DESIGN 5) —
+     * rather than leave a lease that names a live owner but nothing that watches the server.
+     */
+    void watchShim() {
+        ShimConnection c = connection;
+        c.shimExited().thenRunAsync(() -> shimDied(c), r -> Thread.ofVirtual().name("shim-died").start(r));
+    }
+
+    private void shimDied(ShimConnection which) {
+        synchronized (this) {
+            if (stopped || connection != which || which.stopSummary() != null) {
+                return;   // stopped from here, restarted since, or the shim stopped the server itself
+            }
+        }
+        stop();
+    }
+
     /** Stops the whole tree (idempotent). Returns a one-line summary. */
     public synchronized String stop() {
         if (!owned || stopped) {
@@ -117,7 +136,9 @@ public final class ServerHandle implements AutoCloseable {
         ServerHandle fresh = manager.launchOwned(spec.withPort(lease.port()));
         this.lease = fresh.lease;
         this.connection = fresh.connection;
+        fresh.stopped = true;   // this handle manages fresh's server from now on; fresh must not act on it
         manager.forget(fresh);
+        watchShim();
         manager.track(this);   // stop() untracked it: the restarted server must still go at close and shutdown
         this.stopped = false;
         restarts++;

@@ -272,6 +272,7 @@ public final class ServerManager implements AutoCloseable {
         Lease current = store.update(lease.id(), l -> l.withShim(shim.identity().orElse(null))).orElse(lease);
         ServerHandle handle = new ServerHandle(this, spec, current, connection);
         owned.add(handle);
+        handle.watchShim();
         try {
             connection.started.get(SHIM_START.toMillis(), TimeUnit.MILLISECONDS);
             awaitReady(spec, current, connection, t0);

@@ -77,6 +77,20 @@ final class ShimConnection {
         return at == 0 ? java.util.Optional.empty() : java.util.Optional.of(Duration.ofNanos(at - spawnedAtNanos));
     }
 
+    /**
+     * Completes once the shim process has exited and its last reports are read: a caller can then tell a
+     * shim that stopped the server (a "stopped" report) from one that died without a word (kill -9).
+     */
+    CompletableFuture<Void> shimExited() {
+        return shim.process().onExit().thenRun(() -> {
+            try {
+                reader.join(Duration.ofSeconds(2));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+    }
+
     boolean shimAlive() {
         return shim.process().isAlive();
     }

@@ -121,11 +121,11 @@ public final class BackgroundTether implements AutoCloseable {
         return found[0];
     }
 
-    /** Waits for "Ready:" and returns the one lease in this home (the server it started). */
+    /** Waits for "Ready:" and returns the lease of the server it started (the one lease it owns). */
     public Lease awaitReady() {
         awaitLine("Ready: ", UP);
-        List<Lease> leases = leases(home);
-        assertThat(leases).as("leases once ready").hasSize(1);
+        List<Lease> leases = leases(home).stream().filter(l -> l.owner() != null && l.owner().pid() == process.pid()).toList();
+        assertThat(leases).as("leases of tether pid %d once ready", process.pid()).hasSize(1);
         return leases.getFirst();
     }
 

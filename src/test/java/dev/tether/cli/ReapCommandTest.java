@@ -50,12 +50,12 @@ class ReapCommandTest {
     @Test
     void anOrphanIsReapedAndALiveServerIsLeftAlone() throws Exception {
         int port = Fixture.freePort();
-        serve = BackgroundTether.start(home(), null, "serve", "--command", healthServer(), "--port", String.valueOf(port));
-        Lease orphan = serve.orphanItsServer();
-
+        // The live server first: any start reaps every orphan, so the orphan is made after it.
         try (ServerManager owner = new ServerManager(new TetherHome(home()), ServerEvents.NONE);
              ServerHandle live = owner.start(new ServerSpec("live", Profiles.command(healthServer(), "/health"),
                      "127.0.0.1", ServerSpec.AUTO_PORT, Duration.ofSeconds(5)))) {
+            serve = BackgroundTether.start(home(), null, "serve", "--command", healthServer(), "--port", String.valueOf(port));
+            Lease orphan = serve.orphanItsServer();
             var ps = TetherCli.run(home(), "ps");
             assertThat(ps.out().lines().filter(l -> l.startsWith(orphan.id()))).singleElement()
                     .satisfies(l -> assertThat(l).contains("orphan").contains("(gone)"));

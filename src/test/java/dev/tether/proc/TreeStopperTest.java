@@ -142,6 +142,31 @@ class TreeStopperTest {
     }
 
     @Test
+    void anOrphanAdoptedByTheSubreaperIsAMemberEvenIfNothingRecordedIt(TestLease lease) throws Exception {
+        // The shim's view after a root crash: the root is gone, the escaped worker (own session, no
+        // environment) was adopted by the subreaper, and no refresh ever recorded it. Here this JVM plays
+        // the subreaper: the worker is its direct child, and a fresh tree knows nothing else about it.
+        int port = Fixture.freePort();
+        List<String> command = new java.util.ArrayList<>(List.of("/usr/bin/setsid", "/usr/bin/env", "-i"));
+        command.addAll(Fixture.command(Worker.class, "--port", String.valueOf(port)));
+        Process worker = new ProcessBuilder(command).redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        try {
+            Fixture.awaitListening(port, STARTUP);
+            ProcessTree tree = new ProcessTree(new Membership(lease.id(), null, ProcessIdentity.current(), 0, java.util.Set.of()));
+            assertThat(tree.members()).extracting(Member::pid).contains((int) worker.pid());
+
+            StopReport report = TreeStopper.stop(tree, GRACE, port);
+
+            assertThat(worker.waitFor(10, TimeUnit.SECONDS)).isTrue();
+            assertThat(PortListeners.isListening(port)).isFalse();
+            assertThat(report.events()).extracting(e -> e.process().pid()).contains((int) worker.pid());
+        } finally {
+            worker.destroyForcibly().waitFor();
+        }
+    }
+
+    @Test
     void stoppingOneTreeNeverTouchesAnother(TestLease lease) throws Exception {
         int port = Fixture.freePort();
         Spawned ours = start(lease, Worker.class, "--port", String.valueOf(port));

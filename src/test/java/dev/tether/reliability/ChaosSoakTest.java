@@ -54,6 +54,7 @@ import java.util.function.Predicate;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -140,7 +141,7 @@ class ChaosSoakTest {
         final int port;
         final BackgroundTether serve;    // null when in-process
         final ServerHandle handle;       // null when run by a serve JVM
-        final String leaseId;
+        private final String leaseId;
 
         Server(Shape shape, int port, BackgroundTether serve, ServerHandle handle, String leaseId) {
             this.shape = shape;
@@ -150,13 +151,18 @@ class ChaosSoakTest {
             this.leaseId = leaseId;
         }
 
+        /** The lease now: a restart gives the server a new lease id. */
+        String leaseId() {
+            return handle != null ? handle.lease().id() : leaseId;
+        }
+
         boolean inProcess() {
             return handle != null;
         }
 
         @Override
         public String toString() {
-            return shape + " on " + port + " (" + leaseId + (inProcess() ? ", in-process" : ", serve pid " + serve.process.pid()) + ")";
+            return shape + " on " + port + " (" + leaseId() + (inProcess() ? ", in-process" : ", serve pid " + serve.process.pid()) + ")";
         }
     }
 
@@ -224,6 +230,7 @@ class ChaosSoakTest {
     }
 
     @Test
+    @Timeout(value = 120, unit = TimeUnit.MINUTES)   // the full soak (1,000 operations) takes ~20 min; the default is 2
     void invariantsHoldAfterEveryOperation() throws Exception {
         int operations = Reliability.size("ops", 40, 1000);
         seed = Reliability.seed();
@@ -239,14 +246,42 @@ class ChaosSoakTest {
             foreign.add(startForeign(0));
         }
         for (opIndex = 1; opIndex <= operations; opIndex++) {
+            pruneEnded();
             Op op = pick();
             note(op.name());
-            run(op);
+            try {
+                run(op);
+            } catch (AssertionError e) {
+                throw e;
+            } catch (Exception e) {
+                AssertionError failure = fail(e.toString());
+                failure.initCause(e);
+                throw failure;
+            }
             done.merge(op, 1, Integer::sum);
             checkInvariants(op);
         }
         long wallSeconds = TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - began);
         report(operations, wallSeconds);
+    }
+
+    /**
+     * Servers that ended on their own since the last operation: a daemonized tree whose last process was
+     * killed is over, and its tether must have noticed, stopped what was left and (a serve JVM) exited 1.
+     */
+    private void pruneEnded() throws Exception {
+        for (Server server : List.copyOf(servers)) {
+            if (server.inProcess() ? !server.handle.isAlive() : !server.serve.process.isAlive()) {
+                if (server.inProcess()) {
+                    server.handle.stop();
+                } else {
+                    int code = server.serve.awaitExit(UP);
+                    expect(code == 1, "serve whose server ended exited " + code + "\n" + server.serve.err());
+                }
+                note("  ended on its own: " + server);
+                ended(server);
+            }
+        }
     }
 
     // ---- choosing and running operations ----
@@ -366,7 +401,7 @@ class ChaosSoakTest {
 
     /** Another tether asks for a port that a managed server holds: the same server is used, another is refused. */
     private void secondTether(Server target) throws Exception {
-        Set<ProcessIdentity> before = members(target.leaseId);
+        Set<ProcessIdentity> before = members(target.leaseId());
         boolean same = !target.inProcess() && random.nextBoolean();
         Shape shape = same ? target.shape : otherFixtureShape(target.shape);
         BackgroundTether second = launchServe(shape, target.port, "--startup-timeout", "5s");
@@ -384,7 +419,7 @@ class ChaosSoakTest {
             expect(code == 4, "second tether with another server on a taken port exited " + code + "\n" + second.err());
         }
         expect(!second.out().contains("Starting server"), "the second tether started a server:\n" + second.out());
-        Set<ProcessIdentity> after = members(target.leaseId);
+        Set<ProcessIdentity> after = members(target.leaseId());
         expect(after.containsAll(before.stream().filter(ProcessIdentity::isAlive).toList()),
                 "the second tether touched the first's processes: before " + before + ", after " + after);
     }
@@ -433,7 +468,7 @@ class ChaosSoakTest {
     }
 
     private void stopCommand(Server server) throws Exception {
-        var result = TetherCli.run(home, "stop", server.leaseId);
+        var result = TetherCli.run(home, "stop", server.leaseId());
         expect(result.exitCode() == 0, "tether stop exited " + result.exitCode() + ": " + result.err());
         int code = server.serve.awaitExit(UP);
         expect(code == 0, "serve stopped from outside exited " + code + "\n" + server.serve.err());
@@ -453,7 +488,7 @@ class ChaosSoakTest {
     }
 
     private void restart(Server server) throws Exception {
-        Set<ProcessIdentity> old = members(server.leaseId);
+        Set<ProcessIdentity> old = members(server.leaseId());
         server.handle.restart();
         expect(server.handle.isAlive(), "not alive after restart");
         expect(old.stream().noneMatch(ProcessIdentity::isAlive), "a process of the old server survived the restart: " + old);
@@ -462,7 +497,7 @@ class ChaosSoakTest {
 
     /** kill -9 of the server's root process. */
     private void crashServer(Server server) throws Exception {
-        Optional<Lease> lease = lease(server.leaseId);
+        Optional<Lease> lease = lease(server.leaseId());
         ProcessIdentity root = lease.map(Lease::server).orElse(null);
         if (root == null || !root.isAlive()) {
             killServerProcess(server);   // it daemonized (or already died): kill what there is
@@ -474,7 +509,7 @@ class ChaosSoakTest {
 
     /** kill -9 of one process of the server's tree, picked at random. */
     private void killServerProcess(Server server) throws Exception {
-        List<Member> members = lease(server.leaseId).map(l -> new ProcessTree(l.membership()).members()).orElse(List.of());
+        List<Member> members = lease(server.leaseId()).map(l -> new ProcessTree(l.membership()).members()).orElse(List.of());
         if (members.isEmpty()) {
             note("  no live member to kill");
             return;
@@ -482,7 +517,7 @@ class ChaosSoakTest {
         Member victim = members.get(random.nextInt(members.size()));
         Signaller.send(victim.identity(), Signal.KILL);
         note("  killed member " + victim.pid() + " of " + server);
-        ProcessIdentity root = lease(server.leaseId).map(Lease::server).orElse(null);
+        ProcessIdentity root = lease(server.leaseId()).map(Lease::server).orElse(null);
         if (victim.identity().equals(root)) {
             afterServerDeath(server, root);
         }
@@ -511,12 +546,12 @@ class ChaosSoakTest {
         long killedAt = System.nanoTime();
         Signaller.send(server.serve.identity(), Signal.KILL);
         server.serve.awaitExit(UP);
-        awaitGone(server.leaseId, killedAt, "after kill -9 of its tether");
+        awaitGone(server.leaseId(), killedAt, "after kill -9 of its tether");
         ended(server);
     }
 
     private void killShim(Server server) throws Exception {
-        Lease lease = lease(server.leaseId).orElseThrow(() -> fail("no lease for " + server));
+        Lease lease = lease(server.leaseId()).orElseThrow(() -> fail("no lease for " + server));
         if (lease.shim() == null || !lease.shim().isAlive()) {
             note("  shim already gone");
             return;
@@ -525,7 +560,7 @@ class ChaosSoakTest {
         Signaller.send(lease.shim(), Signal.KILL);
         // The tether that owns it notices and stops the tree itself (DESIGN 5: the shim watches tether, and
         // tether watches the shim).
-        awaitGone(server.leaseId, killedAt, "after kill -9 of its shim");
+        awaitGone(server.leaseId(), killedAt, "after kill -9 of its shim");
         if (server.inProcess()) {
             server.handle.stop();
         } else {
@@ -537,7 +572,7 @@ class ChaosSoakTest {
 
     /** Owner and watchdog both die (the shim frozen first, so it cannot react): a true orphan. */
     private void orphan(Server server) throws Exception {
-        Lease lease = lease(server.leaseId).orElseThrow(() -> fail("no lease for " + server));
+        Lease lease = lease(server.leaseId()).orElseThrow(() -> fail("no lease for " + server));
         freeze(lease.shim());
         Signaller.send(server.serve.identity(), Signal.KILL);
         server.serve.awaitExit(UP);
