@@ -327,7 +327,9 @@ class BadInputsTest {
                         failureRecords("bad_response")),
                 c("server cuts its answer short", 1, "3 records failed (prompts: 3 of 3 in ", x -> flakyRun(x, "--cut-first", "1000"),
                         failureRecords(null)),
-                c("server hangs mid-response", 1, "3 records failed (prompts: 3 of 3 in ", x -> flakyRun(x, "--hang-first", "1000"),
+                c("server never answers", 1, "3 records failed (prompts: 3 of 3 in ", x -> flakyRun(x, "--hang-first", "1000"),
+                        failureRecords("timeout")),
+                c("server hangs mid-response", 1, "3 records failed (prompts: 3 of 3 in ", x -> flakyRun(x, "--stall-first", "1000"),
                         failureRecords("timeout")),
                 c("earlier output kept when the server fails", 1, "2 records failed (prompts: 2 of 3 in ", x -> {
                     String done = "{\"id\":1,\"prompt\":\"a\",\"generation\":\"x\",\"finish_reason\":\"stop\",\"usage\":{}}\n";
