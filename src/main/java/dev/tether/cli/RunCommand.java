@@ -4,6 +4,7 @@ import dev.tether.client.ClientConfig;
 import dev.tether.client.OpenAiClient;
 import dev.tether.pipeline.InputException;
 import dev.tether.pipeline.PromptsTask;
+import dev.tether.pipeline.ResumableOutput;
 import dev.tether.pipeline.ServerSession;
 import dev.tether.pipeline.StepResult;
 import dev.tether.pipeline.precisewikiqa.PreciseWikiQa;
@@ -123,6 +124,7 @@ final class RunCommand implements Callable<Integer> {
             prepareOutputDir();
             if (task.equals("prompts")) {
                 promptCount = PromptsTask.validate(input);
+                checkOutputFile(promptsOutput(model));
             }
             if (steps.contains("generate")) {
                 docs = WikiDocs.load(wikiFile != null ? wikiFile : WikiDocs.sample(outputDir.resolve("data")));
@@ -130,6 +132,10 @@ final class RunCommand implements Callable<Integer> {
             if (steps.getFirst().equals("inference") && !Files.isRegularFile(PreciseWikiQa.questionsFile(outputDir, qGen))) {
                 throw new InputException("questions file not found: " + PreciseWikiQa.questionsFile(outputDir, qGen)
                         + " (run --step generate first, with the same --q-generator and --output-dir)");
+            }
+            if (steps.getFirst().equals("inference")) {
+                // Too few usable questions (a malformed file, a smaller --N earlier) is an input error: say so before a server starts.
+                PreciseWikiQa.questions(PreciseWikiQa.questionsFile(outputDir, qGen), n);
             }
             if (steps.getFirst().equals("eval")
                     && !Files.isRegularFile(PreciseWikiQa.modelDir(outputDir, model).resolve("generation.jsonl"))) {
@@ -173,10 +179,24 @@ final class RunCommand implements Callable<Integer> {
             }
         } catch (InputException e) {
             throw CliError.usage(e.getMessage());
+        } catch (ResumableOutput.WriteFailed e) {
+            // A full disk (or another write error) after the job started: the job failed (exit 1), and the output
+            // holds only complete records, so freeing space and re-running resumes where it stopped.
+            throw new CliError(ExitCode.JOB_FAILED, e.getMessage() + "; free some space (or fix the disk) and re-run the same "
+                    + "command: it resumes after the last complete record", e);
         }
         long failures = results.stream().mapToLong(StepResult::failures).sum();
         if (failures > 0) {
             out.println("Done with " + failures + " failed records (kept as failure records; re-run the same command to retry them).");
+            out.flush();
+            // Exit 1 gets its one line on stderr too, like every other failure: how many, where, what to do.
+            String where = results.stream().filter(r -> r.failures() > 0)
+                    .map(r -> r.step() + ": " + r.failures() + " of " + r.records() + " in " + r.output())
+                    .collect(java.util.stream.Collectors.joining("; "));
+            PrintWriter errLine = spec.commandLine().getErr();
+            errLine.println("tether: " + failures + (failures == 1 ? " record" : " records") + " failed (" + where
+                    + "; each failure record's \"error\" says why); re-run the same command to retry them");
+            errLine.flush();
             return ExitCode.JOB_FAILED;
         }
         out.println("Done.");
@@ -242,6 +262,25 @@ final class RunCommand implements Callable<Integer> {
         }
     }
 
+    /** The prompts output file must be writable before a server starts (not a directory, its directory writable). */
+    private static void checkOutputFile(Path file) throws InputException {
+        if (Files.isDirectory(file)) {
+            throw new InputException("output " + file + " is a directory; give a file path with --output");
+        }
+        Path parent = file.toAbsolutePath().getParent();
+        try {
+            Files.createDirectories(parent);
+            Path probe = Files.createTempFile(parent, ".tether-write-check", ".tmp");
+            Files.delete(probe);
+        } catch (IOException | SecurityException e) {
+            throw new InputException("output " + file + " cannot be written: its directory " + parent + " is not writable ("
+                    + why(e) + "); choose another with --output");
+        }
+        if (Files.exists(file) && !Files.isWritable(file)) {
+            throw new InputException("output " + file + " is not writable; choose another with --output");
+        }
+    }
+
     /** The output directory must be creatable and writable before a server starts. */
     private void prepareOutputDir() throws InputException {
         try {
@@ -249,8 +288,21 @@ final class RunCommand implements Callable<Integer> {
             Path probe = Files.createTempFile(outputDir, ".tether-write-check", ".tmp");
             Files.delete(probe);
         } catch (IOException | SecurityException e) {
-            throw new InputException("output directory " + outputDir + " is not writable (" + e.getMessage()
+            throw new InputException("output directory " + outputDir + " is not writable (" + why(e)
                     + "); choose another with --output-dir");
         }
+    }
+
+    /** The OS's reason (Java's file exceptions often carry only the path as their message). */
+    private static String why(Exception e) {
+        if (e instanceof java.nio.file.FileSystemException f && f.getReason() != null) {
+            return f.getReason();
+        }
+        return switch (e) {
+            case java.nio.file.NoSuchFileException n -> "cannot be created there";
+            case java.nio.file.FileAlreadyExistsException x -> "a file is in the way: " + x.getFile();
+            case java.nio.file.AccessDeniedException x -> "permission denied";
+            default -> e.getMessage();
+        };
     }
 }

@@ -4,9 +4,14 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.BufferedReader;
+import java.io.BufferedInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.InputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -26,26 +31,48 @@ public final class Jsonl {
         }
     }
 
-    /** Reads lazily: a million-line file costs one line of memory at a time. Blank lines are skipped. */
+    /**
+     * Reads lazily: a million-line file costs one line of memory at a time. Blank lines are skipped. A line that
+     * is not valid UTF-8 is a bad line like any other (its number and what is wrong), not a failure of the whole
+     * read; a UTF-8 byte order mark at the start of the file is skipped (editors on Windows write one).
+     */
     public static Iterable<Line> read(Path file) {
         return () -> new Iterator<>() {
-            private final BufferedReader reader = open(file);
-            private Line next = advance();
+            private final InputStream in = open(file);
+            private final ByteArrayOutputStream buffer = new ByteArrayOutputStream(256);
             private int number;
+            private Line next = advance();
 
             private Line advance() {
                 try {
-                    String text;
-                    while ((text = reader.readLine()) != null) {
+                    while (true) {
+                        buffer.reset();
+                        int b;
+                        while ((b = in.read()) != -1 && b != '\n') {
+                            buffer.write(b);
+                        }
+                        if (b == -1 && buffer.size() == 0) {
+                            in.close();
+                            return null;
+                        }
                         number++;
+                        byte[] bytes = buffer.toByteArray();
+                        int from = number == 1 && startsWithBom(bytes) ? 3 : 0;
+                        int to = bytes.length > from && bytes[bytes.length - 1] == '\r' ? bytes.length - 1 : bytes.length;
+                        String text;
+                        try {
+                            text = StandardCharsets.UTF_8.newDecoder()
+                                    .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT)
+                                    .decode(ByteBuffer.wrap(bytes, from, to - from)).toString();
+                        } catch (CharacterCodingException e) {
+                            return new Line(number, null, "not valid UTF-8 (save the file as UTF-8)");
+                        }
                         if (!text.isBlank()) {
                             return parse(number, text);
                         }
                     }
-                    reader.close();
-                    return null;
                 } catch (IOException e) {
-                    throw new UncheckedIOException("cannot read " + file, e);
+                    throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
                 }
             }
 
@@ -66,6 +93,10 @@ public final class Jsonl {
         };
     }
 
+    private static boolean startsWithBom(byte[] bytes) {
+        return bytes.length >= 3 && (bytes[0] & 0xFF) == 0xEF && (bytes[1] & 0xFF) == 0xBB && (bytes[2] & 0xFF) == 0xBF;
+    }
+
     static Line parse(int number, String text) {
         try {
             JsonNode node = JSON.readTree(text);
@@ -74,15 +105,17 @@ public final class Jsonl {
             }
             return new Line(number, null, "expected a JSON object, found " + (node == null ? "nothing" : node.getNodeType().toString().toLowerCase()));
         } catch (JsonProcessingException e) {
-            return new Line(number, null, "not valid JSON (" + e.getOriginalMessage() + ")");
+            // Jackson appends where an unclosed object began, as a multi-line "[Source: ...]": the line number says where.
+            String why = e.getOriginalMessage().replaceAll("(?s)\\s*\\(start marker at \\[Source.*", "").replaceAll("\\s+", " ");
+            return new Line(number, null, "not valid JSON (" + why + ")");
         }
     }
 
-    private static BufferedReader open(Path file) {
+    private static InputStream open(Path file) {
         try {
-            return Files.newBufferedReader(file, StandardCharsets.UTF_8);
+            return new BufferedInputStream(Files.newInputStream(file), 64 * 1024);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + file, e);
+            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
         }
     }
 

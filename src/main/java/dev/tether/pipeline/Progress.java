@@ -9,7 +9,9 @@ import me.tongfei.progressbar.ProgressBarStyle;
 
 /**
  * Progress of a step (DESIGN 6): a live bar with count, rate and ETA on a terminal (me.tongfei
- * progressbar), plain lines every few seconds otherwise (logs, CI), from the same library.
+ * progressbar), plain lines every few seconds otherwise (logs, CI), from the same library. The plain lines go to
+ * stdout with tether's other status lines ("Starting server", "Ready:", the summary): stderr, when it is not a
+ * terminal, carries only the one-line error a script may read.
  */
 public final class Progress implements AutoCloseable {
     private final ProgressBar bar;
@@ -26,7 +28,7 @@ public final class Progress implements AutoCloseable {
             builder.setStyle(ProgressBarStyle.COLORFUL_UNICODE_BLOCK).setUpdateIntervalMillis(200);
         } else {
             builder.setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis((int) Duration.ofSeconds(5).toMillis())
-                    .setConsumer(new DelegatingProgressBarConsumer(err::println, 100));
+                    .setConsumer(new DelegatingProgressBarConsumer(System.out::println, 100));
         }
         this.bar = builder.build();
     }

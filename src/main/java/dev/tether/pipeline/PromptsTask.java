@@ -33,6 +33,9 @@ public final class PromptsTask {
 
     /** Reads the whole input once before anything is sent: every bad line is reported as file:line. */
     public static long validate(Path input) throws InputException {
+        if (Files.isDirectory(input)) {
+            throw new InputException("input " + input + " is a directory; give a JSONL file (one JSON object per line)");
+        }
         if (!Files.isRegularFile(input)) {
             throw new InputException("input file not found: " + input);
         }

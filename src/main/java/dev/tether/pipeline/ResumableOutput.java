@@ -164,18 +164,43 @@ public final class ResumableOutput implements AutoCloseable {
         return tornBytes;
     }
 
-    /** Appends one record as one line, in one write. Thread-safe. */
+    /**
+     * Appends one record as one line, in one write. Thread-safe. When the write fails (a full disk writes part of
+     * the line, then fails with ENOSPC), the file is cut back to where the line began, so it still holds only
+     * complete lines and a resume after freeing space continues from there.
+     */
     public void append(ObjectNode record) {
         byte[] line = (Jsonl.write(record) + "\n").getBytes(StandardCharsets.UTF_8);
         synchronized (this) {
+            long start = -1;
             try {
+                start = channel.size();
                 ByteBuffer buffer = ByteBuffer.wrap(line);
                 while (buffer.hasRemaining()) {
                     channel.write(buffer);
                 }
             } catch (IOException e) {
-                throw new UncheckedIOException("cannot write to " + file + ": " + e.getMessage(), e);
+                if (start >= 0) {
+                    try {
+                        channel.truncate(start);
+                    } catch (IOException cut) {
+                        e.addSuppressed(cut);   // a resume cuts the torn tail off (to <file>.torn) instead
+                    }
+                }
+                throw new WriteFailed(file, e);
             }
+        }
+    }
+
+    /** A record could not be written (disk full, I/O error); the file holds only the complete lines before it. */
+    public static final class WriteFailed extends UncheckedIOException {
+        WriteFailed(Path file, IOException cause) {
+            super("cannot write to " + file + ": " + reason(cause), cause);
+        }
+
+        private static String reason(IOException e) {
+            String m = e.getMessage();
+            return m == null || m.isBlank() ? e.getClass().getSimpleName() : m;
         }
     }
 

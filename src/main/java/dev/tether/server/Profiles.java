@@ -105,10 +105,19 @@ public final class Profiles {
         }
     }
 
+    /** The keys a profile in tether.yaml may have. */
+    static final List<String> KEYS = List.of("command", "health", "startup-timeout", "env");
+
     private static Profile parseProfile(Path file, String name, JsonNode node) {
         String where = file + ": profile '" + name + "'";
         if (!node.isObject()) {
             throw new ProfileException(where + ": expected a mapping with 'command'");
+        }
+        // A misspelt key (comand, startup_timeout) would otherwise be ignored silently, or reported as a missing one.
+        for (String key : (Iterable<String>) () -> node.fieldNames()) {
+            if (!KEYS.contains(key)) {
+                throw new ProfileException(where + ": unknown key '" + key + "' (known: " + String.join(", ", KEYS) + ")");
+            }
         }
         JsonNode command = node.get("command");
         ArgvTemplate template;
@@ -134,7 +143,7 @@ public final class Profiles {
         }
         Duration startup = null;
         if (node.has("startup-timeout")) {
-            startup = parseDuration(where, node.get("startup-timeout").asText());
+            startup = parseDuration(where + ": 'startup-timeout'", node.get("startup-timeout").asText());
         }
         Map<String, String> env = new TreeMap<>();
         JsonNode envNode = node.get("env");

@@ -25,8 +25,6 @@ import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * {@code tether run} end to end on the embedded engine and the tiny model, as a user runs it: a separate
@@ -234,35 +232,6 @@ class RunCommandTest {
             assertThat(r.has("error")).isFalse();
             assertThat(r.get("generation").asText()).isEqualTo(dev.tether.fixtures.FlakyOpenAiServer.TEXT);
         });
-    }
-
-    @ParameterizedTest
-    @ValueSource(strings = {
-            "run --task nope --model tiny|unknown task 'nope'",
-            "run --task precisewikiqa --step cook --model tiny|unknown step 'cook'",
-            "run --task precisewikiqa --model tiny --N 0|--N must be a positive number",
-            "run --task precisewikiqa --model tiny --N -3|--N must be a positive number",
-            "run --task precisewikiqa --model tiny --wiki-file /nonexistent/docs.jsonl|wiki documents not found",
-            "run --task precisewikiqa --model tiny --output-dir /proc/no-such-dir|is not writable",
-            "run --task precisewikiqa --model tiny --step inference --output-dir OUT|questions file not found",
-            "run --task precisewikiqa --model tiny --step eval --output-dir OUT|generations not found",
-            "run --task prompts --model tiny|needs --input",
-            "run --task prompts --model tiny --input /nonexistent.jsonl|input file not found",
-            "run --task prompts --model tiny --input EMPTY|has no prompts",
-            "run --task prompts --model tiny --input BAD|:2: not valid JSON",
-            "run --task precisewikiqa --model nope-model|which server should run",
-            "run --task precisewikiqa --model m --profile nope|unknown profile 'nope'"})
-    void badInputIsOneLineAndExitTwoWithNothingStarted(String spec) throws Exception {
-        Files.writeString(dir.resolve("empty.jsonl"), "");
-        Files.writeString(dir.resolve("bad.jsonl"), "{\"prompt\":\"ok\"}\n{broken\n");
-        String[] parts = spec.split("\\|");
-        String[] args = parts[0].replace("OUT", out().toString()).replace("EMPTY", dir.resolve("empty.jsonl").toString())
-                .replace("BAD", dir.resolve("bad.jsonl").toString()).split(" ");
-        var run = finish(2, args);
-        assertThat(run.err().lines().filter(l -> !l.isBlank()).toList()).as(run.err()).hasSize(1);
-        assertThat(run.err()).contains(parts[1]);
-        assertThat(run.out()).doesNotContain("Starting server");
-        assertThat(leases(home())).isEmpty();
     }
 
     private static long count(Path file) {

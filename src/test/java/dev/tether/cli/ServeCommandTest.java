@@ -41,13 +41,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.Arguments;
-import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * {@code tether serve} run as a user runs it: a separate JVM, its own TETHER_HOME, real fixture servers,
@@ -276,34 +272,6 @@ class ServeCommandTest {
         assertThat(result.errLines().getFirst()).startsWith("tether: the server failed to start").contains("code 7");
         assertThat(result.err()).contains("CUDA_out_of_memory").doesNotContain("Exception");
         assertThat(noFilesIn(home().resolve("leases"))).isTrue();
-    }
-
-    static Stream<Arguments> badInput() {
-        String ok = healthServer();
-        return Stream.of(
-                Arguments.of("unknown profile", List.of("--model", "m", "--profile", "nope"), "unknown profile 'nope'"),
-                Arguments.of("missing executable", List.of("--command", "/no/such/server --port {port}"), "/no/such/server"),
-                Arguments.of("missing executable on PATH", List.of("--command", "no-such-server-xyz --port {port}"), "no-such-server-xyz"),
-                Arguments.of("unknown placeholder", List.of("--command", ok + " --x {nope}"), "{nope}"),
-                Arguments.of("unbalanced quote", List.of("--command", ok + " 'open"), "unbalanced"),
-                Arguments.of("bad port", List.of("--command", ok, "--port", "http"), "--port must be"),
-                Arguments.of("port out of range", List.of("--command", ok, "--port", "70000"), "--port must be"),
-                Arguments.of("command with a profile", List.of("--command", ok, "--profile", "vllm"), "cannot be combined"),
-                Arguments.of("no server named", List.of("--model", "some-model"), "--profile"));
-    }
-
-    @ParameterizedTest(name = "{0}")
-    @MethodSource("badInput")
-    void badInputIsOneLineExit2AndNothingStarts(String what, List<String> args, String message) throws Exception {
-        List<String> all = new ArrayList<>(List.of("serve"));
-        all.addAll(args);
-        var result = TetherCli.run(home(), all.toArray(String[]::new));
-        assertThat(result.exitCode()).as(result.out() + result.err()).isEqualTo(ExitCode.USAGE);
-        assertThat(result.errLines()).as(result.err()).hasSize(1);
-        assertThat(result.err()).startsWith("tether: ").contains(message);
-        assertThat(result.out()).doesNotContain("Starting server");
-        assertThat(noFilesIn(home().resolve("leases"))).isTrue();
-        assertThat(noFilesIn(home().resolve("logs"))).isTrue();
     }
 
     @Test

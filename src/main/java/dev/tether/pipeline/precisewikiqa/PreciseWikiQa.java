@@ -206,8 +206,8 @@ public final class PreciseWikiQa {
 
     // ---------------------------------------------------------------- inference
 
-    /** The first n usable questions of a questions file, each tagged with its index. */
-    static List<ObjectNode> questions(Path file, int n) throws InputException {
+    /** The first n usable questions of a questions file, each tagged with its index (run also calls it before any server starts). */
+    public static List<ObjectNode> questions(Path file, int n) throws InputException {
         if (!Files.isRegularFile(file)) {
             throw new InputException("questions file not found: " + file + " (run --step generate first, with the same --q-generator)");
         }
