@@ -185,6 +185,11 @@ class ChaosSoakTest {
     private final Set<Integer> endedPorts = new HashSet<>();
     /** Every port handed out, so a new server never lands on a port a check still looks at. */
     private final Set<Integer> usedPorts = new HashSet<>();
+    /**
+     * Every process ever seen in a server's tree, with its lease: a member that scrubbed its environment
+     * (so neither TETHER_HOME nor the lease marker finds it) is still checked once its lease is gone.
+     */
+    private final Map<ProcessIdentity, String> everMember = new HashMap<>();
     private final Deque<String> history = new ArrayDeque<>();
     private int opIndex;
 
@@ -685,6 +690,10 @@ class ChaosSoakTest {
         }
 
         // 1. Every process of this home is accounted for, or dies within the grace.
+        everMember.keySet().removeIf(p -> !p.isAlive());
+        for (Lease lease : leases()) {
+            members(lease.id()).forEach(p -> everMember.put(p, lease.id()));
+        }
         boolean settled = Poll.until(() -> unaccounted().isEmpty(), SETTLE, Duration.ofMillis(10));
         expect(settled, "processes belong to no live lease, tether or orphan:\n  "
                 + String.join("\n  ", unaccounted().stream().map(p -> p + " " + ProcFs.commandLine(p.pid())).toList()));
@@ -734,6 +743,11 @@ class ChaosSoakTest {
             }
             left.add(p);
         }
+        everMember.forEach((p, leaseId) -> {
+            if (!explained.contains(leaseId) && !left.contains(p) && p.isAlive()) {
+                left.add(p);
+            }
+        });
         return left;
     }
 
