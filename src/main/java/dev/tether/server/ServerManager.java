@@ -138,6 +138,7 @@ public final class ServerManager implements AutoCloseable {
     private Claim claim(ServerSpec spec) throws ForeignPortException, PortInUseException {
         try {
             return store.locked(() -> {
+                removeDeadLeases();
                 int port = spec.port();
                 if (port == ServerSpec.AUTO_PORT) {
                     port = pickFreePort(spec.host());
@@ -167,6 +168,21 @@ public final class ServerManager implements AutoCloseable {
             throw e;
         } catch (Exception e) {
             throw new IllegalStateException(e);
+        }
+    }
+
+    /**
+     * Removes the leases that record nothing alive: owner and shim dead and no member of the tree left (not
+     * even an unrecorded shim, which carries the lease marker). A tether killed between writing its lease
+     * and starting the shim leaves one; with {@code --port auto} no later start needs that port, so without
+     * this it would stay in {@code tether ps} for good. Orphans with live members are left to the start
+     * that needs their port and to {@code tether reap}. Called under the store's lock.
+     */
+    private void removeDeadLeases() {
+        for (Lease lease : store.list()) {
+            if (lease.isOrphan() && new ProcessTree(lease.membership()).isEmpty()) {
+                store.remove(lease.id());
+            }
         }
     }
 
