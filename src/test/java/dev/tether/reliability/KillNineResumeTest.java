@@ -75,12 +75,20 @@ class KillNineResumeTest {
 
     /** Where a kill was aimed. */
     enum Aim {
-        /** a delay drawn uniformly over the run's expected span */
-        RANDOM,
-        /** at once after the output grew (the window in which a line is being written) */
-        AFTER_RECORD,
-        /** while the run restarts the server, which the test killed first */
-        SERVER_RESTART
+        RANDOM("random delay over the run's expected span", false),
+        AT_START("at once after \"Starting server\" (lease written, shim being spawned)", false),
+        AFTER_RECORD("0-2 ms after the output grew (a line being written)", true),
+        SERVER_RESTART("while the run restarts a server the test killed", true),
+        AT_SUMMARY("at once after the step's summary line (server being stopped)", false);
+
+        final String label;
+        /** Needs records left to do when the run starts. */
+        final boolean needsWork;
+
+        Aim(String label, boolean needsWork) {
+            this.label = label;
+            this.needsWork = needsWork;
+        }
     }
 
     /** Where a kill landed, judged from what the run had printed (all of it: the kill ends the stream). */
@@ -109,6 +117,7 @@ class KillNineResumeTest {
     private int unparseable;
     private int duplicates;
     private int rounds;
+    private int staleLeases;
     private final List<String> roundResults = new ArrayList<>();
 
     @Test
@@ -127,21 +136,26 @@ class KillNineResumeTest {
 
         int killed = 0;
         int round = 0;
+        Workload work = null;
+        int inRound = 0;
         while (killed < total) {
-            round++;
-            boolean prompts = killed >= total - promptKills;
-            Workload work = prompts ? prompts(round) : wiki(round);
-            int inRound = Math.min(KILLS_PER_ROUND, total - killed);
-            if (!prompts && killed + inRound > total - promptKills) {
-                inRound = total - promptKills - killed;
+            killed++;
+            Aim aim = aim(killed, total);
+            boolean prompts = killed > total - promptKills;
+            boolean newRound = work == null || inRound == KILLS_PER_ROUND || prompts != work.name().equals("prompts")
+                    || read(work).records.size() + (aim.needsWork ? 6 : 0) >= work.n();
+            if (newRound) {
+                if (work != null) {
+                    finishRound(work, round);
+                }
+                round++;
+                work = prompts ? prompts(round) : wiki(round);
+                inRound = 0;
             }
-            for (int i = 0; i < inRound; i++) {
-                killed++;
-                Aim aim = aim(random, killed, total);
-                kills.add(killOnce(work, span, random, killed, round, aim));
-            }
-            finishRound(work, round);
+            inRound++;
+            kills.add(killOnce(work, span, random, killed, round, aim));
         }
+        finishRound(work, round);
         rounds = round;
         Duration wall = Duration.ofNanos(System.nanoTime() - t0);
         Reliability.report("kill-nine", report(seed, span, wall));
@@ -149,14 +163,13 @@ class KillNineResumeTest {
         assertThat(kills).hasSize(total);
     }
 
-    /** Most kills random; in every ten, one just after a record and one during a server restart. */
-    private static Aim aim(Random random, int number, int total) {
-        if (total < 5) {
-            return Aim.RANDOM;
-        }
+    /** Six kills in ten at a random delay; the others aimed at the narrow windows (one each in every ten). */
+    private static Aim aim(int number, int total) {
         return switch (number % 10) {
+            case 1 -> Aim.AT_START;
             case 3 -> Aim.AFTER_RECORD;
-            case 4 -> Aim.SERVER_RESTART;
+            case 5 -> Aim.SERVER_RESTART;
+            case 7 -> Aim.AT_SUMMARY;
             default -> Aim.RANDOM;
         };
     }
@@ -244,6 +257,10 @@ class KillNineResumeTest {
                 delay = (long) (random.nextDouble() * expected * 1.1);
                 victim.process.waitFor(delay, TimeUnit.MILLISECONDS);
             }
+            case AT_START -> Poll.until(() -> victim.out().contains("Starting server") || !victim.process.isAlive(), RUN,
+                    Duration.ofMillis(1));
+            case AT_SUMMARY -> Poll.until(() -> SUMMARY.matcher(victim.out()).find() || !victim.process.isAlive(), RUN,
+                    Duration.ofMillis(1));
             case AFTER_RECORD -> {
                 int target = Math.min(work.n(), before + 1 + random.nextInt(4));
                 Poll.until(() -> lineCount(work.output()) >= target || !victim.process.isAlive(), RUN, Duration.ofMillis(1));
@@ -331,6 +348,19 @@ class KillNineResumeTest {
         if (!Poll.until(() -> processesOf(home()).isEmpty(), ORPHAN_LIMIT, Duration.ofMillis(10))) {
             problems.add("round " + round + ": processes left after a clean run: " + processesOf(home()));
         }
+        List<Lease> stale = leases(home());
+        if (!stale.isEmpty()) {
+            staleLeases += stale.size();
+            problems.add("round " + round + ": leases left after a clean run (nobody will remove them): "
+                    + stale.stream().map(l -> l.id() + " port " + l.port() + " owner " + l.owner() + " shim " + l.shim()).toList());
+            stale.forEach(l -> {
+                try {
+                    Files.deleteIfExists(home().resolve("leases").resolve(l.id() + ".json"));
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
+        }
     }
 
     // --- the output --------------------------------------------------------------------------------
@@ -415,11 +445,8 @@ class KillNineResumeTest {
         }
         md.append("\nHow they were aimed:\n\n| aim | kills |\n|---|---|\n");
         for (Aim aim : Aim.values()) {
-            md.append("| ").append(switch (aim) {
-                case RANDOM -> "random delay over the run's span";
-                case AFTER_RECORD -> "0-2 ms after a record was written";
-                case SERVER_RESTART -> "while restarting a server the test had killed";
-            }).append(" | ").append(kills.stream().filter(k -> k.aim == aim).count()).append(" |\n");
+            md.append("| ").append(aim.label).append(" | ").append(kills.stream().filter(k -> k.aim == aim).count())
+                    .append(" |\n");
         }
         List<Long> orphan = kills.stream().filter(k -> k.phase != Phase.AFTER_EXIT).map(Kill::orphanMillis).sorted().toList();
         md.append("\nFigures:\n\n");
@@ -431,17 +458,18 @@ class KillNineResumeTest {
                     + "that hit a live run: median %d ms, longest %d ms (limit %d ms)%n", orphan.size(),
                     orphan.get(orphan.size() / 2), orphan.getLast(), ORPHAN_LIMIT.toMillis()));
         }
-        md.append(String.format("- leases left behind right after a kill (reaped by the next run): %d%n",
-                kills.stream().filter(k -> k.leasesLeft > 0).count()));
+        md.append(String.format("- kills after which a lease file was left (no process alive): %d; leases still there "
+                + "after the round's completing run: %d (goal 0)%n", kills.stream().filter(k -> k.leasesLeft > 0).count(),
+                staleLeases));
         md.append(String.format("- total wall time: %.1f s%n", wall.toMillis() / 1000.0));
         md.append(String.format("- problems: %d%s%n", problems.size(), problems.isEmpty() ? "" : "\n\n```\n"
                 + String.join("\n", problems) + "\n```"));
-        md.append("\nEach kill:\n\n| # | round | aim | delay ms | landed | records before -> after | orphan ms | processes at kill | exit |\n"
-                + "|---|---|---|---|---|---|---|---|---|\n");
+        md.append("\nEach kill:\n\n| # | round | aim | delay ms | landed | records before -> after | orphan ms | processes at kill | leases left | exit |\n"
+                + "|---|---|---|---|---|---|---|---|---|---|\n");
         for (Kill k : kills) {
-            md.append(String.format("| %d | %d | %s | %d | %s | %d -> %d | %d | %d | %d |%n", k.number, k.round,
+            md.append(String.format("| %d | %d | %s | %d | %s | %d -> %d | %d | %d | %d | %d |%n", k.number, k.round,
                     k.aim.name().toLowerCase(), k.delayMillis, k.phase.name().toLowerCase(), k.recordsBefore, k.recordsAfter,
-                    k.orphanMillis, k.orphanProcesses, k.exitCode));
+                    k.orphanMillis, k.orphanProcesses, k.leasesLeft, k.exitCode));
         }
         return md.toString();
     }
