@@ -47,7 +47,8 @@ import org.junit.jupiter.api.io.TempDir;
  * run restarts a server that died under it.
  *
  * <p>Size: {@code tether.reliability.kills} (5 in the normal suite, 50 under ./run-reliability);
- * replay with {@code -Dtether.reliability.seed=N}. Figures go to target/reliability/kill-nine.md.
+ * replay with {@code -Dtether.reliability.seed=N}; {@code -Dtether.reliability.aim=AT_START} (or another {@link Aim})
+ * aims every kill at one window. Figures go to target/reliability/kill-nine.md.
  */
 class KillNineResumeTest {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -96,6 +97,7 @@ class KillNineResumeTest {
         JVM_START("before \"Starting server\""),
         SERVER_STARTING("server starting (before \"Ready:\")"),
         INFERENCE("during inference"),
+        RESTARTING("server restarting (its first server died; before the new \"Ready:\")"),
         CLOSING("closing (summary printed, server stopping)"),
         AFTER_EXIT("after the run had exited");
 
@@ -118,7 +120,13 @@ class KillNineResumeTest {
     private int duplicates;
     private int rounds;
     private int staleLeases;
-    private final List<String> roundResults = new ArrayList<>();
+    private final List<Round> roundResults = new ArrayList<>();
+
+    private record Round(int number, String workload, int exit, int records, int expected, int distinct, long failures) {
+        boolean complete() {
+            return exit == 0 && records == expected && distinct == expected && failures == 0;
+        }
+    }
 
     @Test
     @Timeout(value = 20, unit = TimeUnit.MINUTES)
@@ -140,7 +148,7 @@ class KillNineResumeTest {
         int inRound = 0;
         while (killed < total) {
             killed++;
-            Aim aim = aim(killed, total);
+            Aim aim = aim(killed);
             boolean prompts = killed > total - promptKills;
             boolean newRound = work == null || inRound == KILLS_PER_ROUND || prompts != work.name().equals("prompts")
                     || read(work).records.size() + (aim.needsWork ? 6 : 0) >= work.n();
@@ -164,7 +172,11 @@ class KillNineResumeTest {
     }
 
     /** Six kills in ten at a random delay; the others aimed at the narrow windows (one each in every ten). */
-    private static Aim aim(int number, int total) {
+    private static Aim aim(int number) {
+        String only = System.getProperty("tether.reliability.aim");
+        if (only != null) {
+            return Aim.valueOf(only.toUpperCase(java.util.Locale.ROOT));   // every kill aimed at one window
+        }
         return switch (number % 10) {
             case 1 -> Aim.AT_START;
             case 3 -> Aim.AFTER_RECORD;
@@ -320,8 +332,13 @@ class KillNineResumeTest {
         if (!out.contains("Starting server")) {
             return Phase.JVM_START;
         }
-        if (!out.contains("Ready: ")) {
+        long starts = out.lines().filter(l -> l.startsWith("Starting server")).count();
+        long readies = out.lines().filter(l -> l.startsWith("Ready: ")).count();
+        if (readies == 0) {
             return Phase.SERVER_STARTING;
+        }
+        if (starts > readies) {
+            return Phase.RESTARTING;
         }
         if (!SUMMARY.matcher(out).find()) {
             return Phase.INFERENCE;
@@ -338,11 +355,10 @@ class KillNineResumeTest {
         long errors = out.records.stream().filter(r -> r.has("error")).count();
         Map<String, Integer> keys = new HashMap<>();
         out.records.forEach(r -> keys.merge(keyOf(work, r), 1, Integer::sum));
-        String result = String.format("round %d (%s): exit %d, %d records of %d, %d distinct keys, %d failure records",
-                round, work.name(), exit, out.records.size(), work.n(), keys.size(), errors);
+        Round result = new Round(round, work.name(), exit, out.records.size(), work.n(), keys.size(), errors);
         roundResults.add(result);
         System.out.println(result);
-        if (exit != 0 || out.records.size() != work.n() || keys.size() != work.n() || errors > 0 || keys.containsKey(null)) {
+        if (!result.complete() || keys.containsKey(null)) {
             problems.add(result + "\nstdout:\n" + last.out() + "\nstderr:\n" + last.err());
         }
         if (!Poll.until(() -> processesOf(home()).isEmpty(), ORPHAN_LIMIT, Duration.ofMillis(10))) {
@@ -450,7 +466,10 @@ class KillNineResumeTest {
         }
         List<Long> orphan = kills.stream().filter(k -> k.phase != Phase.AFTER_EXIT).map(Kill::orphanMillis).sorted().toList();
         md.append("\nFigures:\n\n");
-        md.append(String.format("- records at the end of each round: %s%n", String.join("; ", roundResults)));
+        md.append(String.format("- records at the end: %d of %d expected (%d rounds of %d; %d rounds complete: exit 0, "
+                + "every key exactly once, no failure records)%n", roundResults.stream().mapToInt(Round::records).sum(),
+                roundResults.stream().mapToInt(Round::expected).sum(), roundResults.size(), N,
+                roundResults.stream().filter(Round::complete).count()));
         md.append(String.format("- records lost: %d; duplicated: %d (goal 0)%n", lost(), duplicates));
         md.append(String.format("- unparseable or torn lines seen after any kill or round: %d (goal 0)%n", unparseable));
         if (!orphan.isEmpty()) {
@@ -475,17 +494,10 @@ class KillNineResumeTest {
     }
 
     private boolean isPrompts(Kill k) {
-        return roundResults.size() >= k.round && roundResults.get(k.round - 1).contains("(prompts)");
+        return roundResults.size() >= k.round && roundResults.get(k.round - 1).workload().equals("prompts");
     }
 
     private int lost() {
-        int lost = 0;
-        for (String r : roundResults) {
-            var m = Pattern.compile(": exit -?\\d+, (\\d+) records of (\\d+), (\\d+) distinct").matcher(r);
-            if (m.find()) {
-                lost += Math.max(0, Integer.parseInt(m.group(2)) - Integer.parseInt(m.group(3)));
-            }
-        }
-        return lost;
+        return roundResults.stream().mapToInt(r -> Math.max(0, r.expected() - r.distinct())).sum();
     }
 }
