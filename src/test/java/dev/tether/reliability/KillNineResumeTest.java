@@ -117,6 +117,7 @@ class KillNineResumeTest {
     private final List<Kill> kills = new ArrayList<>();
     private final List<String> problems = new ArrayList<>();
     private int unparseable;
+    private int mismatched;
     private int duplicates;
     private int rounds;
     private int staleLeases;
@@ -421,6 +422,26 @@ class KillNineResumeTest {
             duplicates += twice.size();
             problems.add(where + ": keys written more than once: " + twice);
         }
+        // each record answers its own item: a record under another item's key would be lost work in disguise
+        List<String> wrong = out.records.stream().filter(r -> !r.path("prompt").asText().equals(expectedPrompt(work, r)))
+                .map(r -> keyOf(work, r) + " has prompt '" + r.path("prompt").asText() + "'").toList();
+        if (!wrong.isEmpty()) {
+            mismatched += wrong.size();
+            problems.add(where + ": records under the wrong key: " + wrong);
+        }
+        Path torn = work.output().resolveSibling(work.output().getFileName() + ".torn");
+        if (Files.exists(torn)) {
+            problems.add(where + ": a torn tail was cut from the output (" + torn + ")");
+        }
+    }
+
+    /** The prompt that the record with this key was written for (as wiki() and prompts() write the inputs). */
+    private static String expectedPrompt(Workload work, JsonNode record) {
+        if (work.key() != null) {
+            return "What is item " + record.path("index").asInt(-1) + "?";
+        }
+        int item = record.has("id") ? Integer.parseInt(record.get("id").asText().substring(1)) : record.path("line").asInt() - 1;
+        return "Say something about " + item;
     }
 
     private static int lineCount(Path file) {
@@ -472,6 +493,7 @@ class KillNineResumeTest {
                 roundResults.stream().filter(Round::complete).count()));
         md.append(String.format("- records lost: %d; duplicated: %d (goal 0)%n", lost(), duplicates));
         md.append(String.format("- unparseable or torn lines seen after any kill or round: %d (goal 0)%n", unparseable));
+        md.append(String.format("- records whose content is not their key's item: %d (goal 0)%n", mismatched));
         if (!orphan.isEmpty()) {
             md.append(String.format("- orphan lifetime (kill -9 to no process of that TETHER_HOME alive), over the %d kills "
                     + "that hit a live run: median %d ms, longest %d ms (limit %d ms)%n", orphan.size(),
