@@ -510,4 +510,19 @@ class ServerManagerTest {
         assertThat(leaseFiles(home)).isEmpty();
         assertThat(Set.of(a.port(), b.port())).hasSize(2);
     }
+
+    /** What a tether killed between writing its lease and starting the shim leaves (kill -9 suite). */
+    @Test
+    void aLeaseWithNothingAliveIsRemovedByTheNextStartWhateverItsPort() throws Exception {
+        ProcessIdentity dead = new ProcessIdentity(4_000_001, 1, "no-such-boot", 1000);
+        Lease stale = new Lease("tstale", "fixture", "command", List.of("srv", "--port", "1"), "127.0.0.1", 1, "/health",
+                null, 0, dead, null, Set.of(), home.logs().resolve("tstale.log").toString(), java.time.Instant.now(), 10_000,
+                Lease.State.STARTING);
+        new dev.tether.server.LeaseStore(home).write(stale);
+        assertThat(leaseFiles(home)).hasSize(1);
+        ServerHandle server = manager.start(spec(healthServer(), ServerSpec.AUTO_PORT));
+        assertThat(new dev.tether.server.LeaseStore(home).list()).extracting(Lease::id).containsExactly(server.lease().id());
+        manager.close();
+        assertThat(leaseFiles(home)).isEmpty();
+    }
 }
