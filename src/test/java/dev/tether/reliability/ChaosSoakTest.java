@@ -281,7 +281,7 @@ class ChaosSoakTest {
                     server.handle.stop();
                 } else {
                     int code = server.serve.awaitExit(UP);
-                    expect(code == 1, "serve whose server ended exited " + code + "\n" + server.serve.err());
+                    expect(code == 1, "serve whose server ended exited " + code + "\n" + output(server.serve));
                 }
                 note("  ended on its own: " + server);
                 ended(server);
@@ -415,13 +415,13 @@ class ChaosSoakTest {
         if (same) {
             // Reused when the server answers; if one of its processes was killed and it no longer answers,
             // the second tether waits for it and gives up (3). Never started a second one.
-            expect(code == 0 || code == 3, "second tether for the same server exited " + code + "\n" + second.err());
+            expect(code == 0 || code == 3, "second tether for the same server exited " + code + "\n" + output(second));
             if (code == 0) {
                 expect(second.out().contains("Using running server"), "no 'Using running server':\n" + second.out());
                 secondTetherReused++;
             }
         } else {
-            expect(code == 4, "second tether with another server on a taken port exited " + code + "\n" + second.err());
+            expect(code == 4, "second tether with another server on a taken port exited " + code + "\n" + output(second));
         }
         expect(!second.out().contains("Starting server"), "the second tether started a server:\n" + second.out());
         Set<ProcessIdentity> after = members(target.leaseId());
@@ -442,7 +442,7 @@ class ChaosSoakTest {
         Foreign holder = foreign.stream().filter(f -> f.port() > 0).toList().getFirst();
         BackgroundTether t = launchServe(randomShape(false), holder.port());
         int code = t.awaitExit(UP);
-        expect(code == 4, "start on a foreign port exited " + code + "\n" + t.err());
+        expect(code == 4, "start on a foreign port exited " + code + "\n" + output(t));
         expect(t.err().contains(String.valueOf(holder.identity().pid())), "the error does not name the holder:\n" + t.err());
     }
 
@@ -476,14 +476,15 @@ class ChaosSoakTest {
         var result = TetherCli.run(home, "stop", server.leaseId());
         expect(result.exitCode() == 0, "tether stop exited " + result.exitCode() + ": " + result.err());
         int code = server.serve.awaitExit(UP);
-        expect(code == 0, "serve stopped from outside exited " + code + "\n" + server.serve.err());
+        expect(code == 0, "serve stopped from outside (" + server + ") exited " + code + "\n" + output(server.serve)
+                + "tether stop said:\n" + result.out() + result.err());
         ended(server);
     }
 
     private void signalServe(Server server, Signal signal, int expected) throws Exception {
         Signaller.send(server.serve.identity(), signal);
         int code = server.serve.awaitExit(UP);
-        expect(code == expected, "serve after " + signal + " exited " + code + "\n" + server.serve.err());
+        expect(code == expected, "serve after " + signal + " exited " + code + "\n" + output(server.serve));
         ended(server);
     }
 
@@ -533,7 +534,7 @@ class ChaosSoakTest {
         expect(Poll.until(() -> !root.isAlive(), UP), "root " + root + " did not die after SIGKILL");
         if (!server.inProcess()) {
             int code = server.serve.awaitExit(UP);
-            expect(code == 1, "serve after its server crashed exited " + code + "\n" + server.serve.err());
+            expect(code == 1, "serve after its server crashed exited " + code + "\n" + output(server.serve));
             ended(server);
         } else {
             server.handle.onExit().get(UP.toSeconds(), TimeUnit.SECONDS);
@@ -570,7 +571,7 @@ class ChaosSoakTest {
             server.handle.stop();
         } else {
             int code = server.serve.awaitExit(UP);
-            expect(code == 1, "serve whose shim was killed exited " + code + "\n" + server.serve.err());
+            expect(code == 1, "serve whose shim was killed exited " + code + "\n" + output(server.serve));
         }
         ended(server);
     }
@@ -773,6 +774,11 @@ class ChaosSoakTest {
 
     private static String describe(List<ProcessIdentity> processes) {
         return processes.stream().map(p -> p.pid() + " " + ProcFs.commandLine(p.pid())).toList().toString();
+    }
+
+    /** A tether's stdout and stderr, for a failure message. */
+    private static String output(BackgroundTether t) {
+        return "stdout:\n" + t.out() + "stderr:\n" + t.err();
     }
 
     private static String readQuietly(Path file) {
