@@ -7,6 +7,7 @@ import dev.tether.pipeline.PromptsTask;
 import dev.tether.pipeline.ResumableOutput;
 import dev.tether.pipeline.ServerSession;
 import dev.tether.pipeline.StepResult;
+import dev.tether.pipeline.Work;
 import dev.tether.pipeline.precisewikiqa.PreciseWikiQa;
 import dev.tether.pipeline.precisewikiqa.WikiDocs;
 import dev.tether.server.ForeignPortException;
@@ -163,11 +164,25 @@ final class RunCommand implements Callable<Integer> {
                     maxTokens, err);
             for (String s : steps) {
                 String stepModel = modelFor(s, model, qGen, judgeModel);
-                serve(session, stepModel);
+                PromptsTask.Options prompts = new PromptsTask.Options(input, promptsOutput(model), model, maxTokens,
+                        temperature, !noResume, concurrency);
+                // Each step finds out from its files whether it has anything left to send before a server starts
+                // (for --step all, after the step before it has written its output).
+                Work work = switch (s) {
+                    case "prompts" -> PromptsTask.work(prompts, promptCount);
+                    case "generate" -> PreciseWikiQa.generateWork(context, qGen, docs, n);
+                    case "inference" -> PreciseWikiQa.inferenceWork(context, model, qGen, n);
+                    case "eval" -> PreciseWikiQa.evalWork(context, model, n);
+                    default -> throw new IllegalStateException(s);
+                };
+                if (work.nothingLeft()) {
+                    out.println(work.nothingToDo());
+                } else {
+                    serve(session, stepModel);
+                }
                 out.flush();
                 StepResult result = switch (s) {
-                    case "prompts" -> PromptsTask.run(new PromptsTask.Options(input, promptsOutput(model), model, maxTokens,
-                            temperature, !noResume, concurrency), client, promptCount, err);
+                    case "prompts" -> PromptsTask.run(prompts, client, promptCount, err);
                     case "generate" -> PreciseWikiQa.generate(context, qGen, docs, n);
                     case "inference" -> PreciseWikiQa.inference(context, model, qGen, n);
                     case "eval" -> PreciseWikiQa.eval(context, model, judgeModel, n);

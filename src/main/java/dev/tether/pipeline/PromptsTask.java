@@ -128,14 +128,36 @@ public final class PromptsTask {
         return id != null ? "id:" + id.asText() : "line:" + lineNumber;
     }
 
+    /** The key of an output record: its id, else the input line it came from. */
+    private static String outputKey(ObjectNode r) {
+        return r.has("id") ? "id:" + r.get("id").asText() : r.has("line") ? "line:" + r.get("line").asInt() : null;
+    }
+
+    /**
+     * How many of the (already validated) input's prompts have no successful record in the output yet, found by
+     * streaming both files before any server starts; the output is not changed.
+     */
+    public static Work work(Options options, long total) throws java.io.IOException {
+        if (!options.resume() || !Files.exists(options.output())) {
+            return Work.some("prompts");
+        }
+        ResumableOutput.Finished finished = ResumableOutput.finished(options.output(), PromptsTask::outputKey);
+        long left = finished.torn() ? 1 : 0;
+        for (Jsonl.Line line : Jsonl.read(options.input())) {
+            if (!line.ok() || !finished.keys().contains(key(line.object(), line.number()))) {
+                left++;
+            }
+        }
+        return new Work("prompts", left, "all " + total + " records already in " + options.output());
+    }
+
     public static StepResult run(Options options, OpenAiClient client, long total, PrintStream err) throws Exception {
         long t0 = System.nanoTime();
         AtomicLong done = new AtomicLong();
         AtomicLong failed = new AtomicLong();
         AtomicLong promptTokens = new AtomicLong();
         AtomicLong completionTokens = new AtomicLong();
-        try (ResumableOutput out = ResumableOutput.open(options.output(), options.resume(),
-                r -> r.has("id") ? "id:" + r.get("id").asText() : r.has("line") ? "line:" + r.get("line").asInt() : null);
+        try (ResumableOutput out = ResumableOutput.open(options.output(), options.resume(), PromptsTask::outputKey);
              Progress progress = new Progress("prompts", total, err)) {
             long resumed = out.resumed();
             progress.stepBy(resumed);

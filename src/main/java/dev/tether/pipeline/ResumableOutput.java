@@ -123,6 +123,35 @@ public final class ResumableOutput implements AutoCloseable {
         return out;
     }
 
+    /**
+     * What a resume of {@code file} would keep, found read-only and by streaming (the file is not changed): the keys
+     * of its complete records that are not failure records, and whether it ends in a torn line (a record that was
+     * being written when an earlier run died, which a resume cuts off and redoes). A missing file has neither.
+     */
+    public static Finished finished(Path file, Function<ObjectNode, String> key) throws IOException {
+        DoneKeys keys = new DoneKeys();
+        if (!Files.exists(file)) {
+            return new Finished(keys, false);
+        }
+        long size = Files.size(file);
+        boolean torn = lastNewline(file, size) < size;
+        for (Jsonl.Line line : Jsonl.read(file)) {
+            if (line.ok() && !line.object().has("error")) {
+                String k = key.apply(line.object());
+                if (k != null) {
+                    keys.add(k);
+                }
+            }
+        }
+        return new Finished(keys, torn);
+    }
+
+    /**
+     * @param keys keys of the complete, successful records
+     * @param torn the file ends in an unterminated line: some record in it is to be redone
+     */
+    public record Finished(DoneKeys keys, boolean torn) {}
+
     private static long lastNewline(Path file, long size) throws IOException {
         try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
             ByteBuffer buffer = ByteBuffer.allocate(64 * 1024);

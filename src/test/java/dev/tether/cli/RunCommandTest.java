@@ -114,7 +114,8 @@ class RunCommandTest {
         assertThat(PortListeners.isListening(port)).as("nothing listens on the port after the run").isFalse();
         assertThat(processesOf(home())).as("no process of that run is alive").isEmpty();
 
-        var second = finish(0, wiki("--step", "generate", "--N", "10", "--port", String.valueOf(port)));
+        // A larger N, so that the second run has work and starts its server (a complete one starts none).
+        var second = finish(0, wiki("--step", "generate", "--N", "12", "--port", String.valueOf(port)));
         assertThat(second.out()).contains("Starting server").doesNotContain("already running");
         assertThat(PortListeners.isListening(port)).isFalse();
     }
@@ -140,6 +141,53 @@ class RunCommandTest {
                     "candidate", i))).append('\n');
         }
         Files.writeString(file, lines);
+    }
+
+    /** Every file under the state dir's leases/ and logs/: what a server start leaves behind. */
+    private List<String> serverFiles() throws IOException {
+        List<String> files = new ArrayList<>();
+        for (String sub : List.of("leases", "logs")) {
+            Path d = home().resolve(sub);
+            if (Files.isDirectory(d)) {
+                try (var list = Files.list(d)) {
+                    list.forEach(f -> files.add(sub + "/" + f.getFileName()));
+                }
+            }
+        }
+        files.sort(null);
+        return files;
+    }
+
+    @Test
+    void aResumedRunWithNothingLeftStartsNoServer() throws Exception {
+        writeQuestions(4);   // generate has nothing to do from the start: half of the questions in each bucket
+        String[] all = wiki("--step", "all", "--N", "4", "--port", "auto");
+        var first = finish(0, all);
+        assertThat(first.out())
+                .contains("generate: all 4 questions already in " + out().resolve("precise_qa/qa_goodwiki_tiny_dynamic.jsonl")
+                        + "; nothing to do (no server started)")
+                .contains("Starting server").contains("inference: 4 records");
+        assertThat(first.out().indexOf("nothing to do")).as("the skip comes before the server start for inference")
+                .isLessThan(first.out().indexOf("Starting server"));
+        Path results = out().resolve("precisewikiqa/tiny/eval_results.json");
+        JsonNode before = JSON.readTree(results.toFile());
+        List<String> filesBefore = serverFiles();
+        assertThat(filesBefore).as("the first run logged its server").isNotEmpty();
+
+        var again = finish(0, all);
+        assertThat(again.out())
+                .contains("inference: all 4 records already in " + out().resolve("precisewikiqa/tiny/generation.jsonl")
+                        + "; nothing to do (no server started)")
+                .contains("eval: all 4 samples already judged in " + out().resolve("precisewikiqa/tiny/abstain_eval_raw.jsonl"))
+                .doesNotContain("Starting server").doesNotContain("Ready: ")
+                .contains("inference: 4 records (4 resumed").contains("Done.");
+        assertThat(again.out().split("nothing to do \\(no server started\\)", -1)).hasSize(4);
+        assertThat(again.err()).as("the metrics are still computed from the files").contains("eval: halu_rate");
+        assertThat(serverFiles()).as("no lease or log of a server start").isEqualTo(filesBefore);
+        JsonNode after = JSON.readTree(results.toFile());
+        assertThat(after.get("counts")).isEqualTo(before.get("counts"));
+        assertThat(after.get("samples")).isEqualTo(before.get("samples"));
+        assertThat(lines(out().resolve("precisewikiqa/tiny/generation.jsonl"))).hasSize(4);
     }
 
     @Test
@@ -202,10 +250,24 @@ class RunCommandTest {
             assertThat(r.get("finish_reason").isTextual()).isTrue();
         });
         assertThat(records).anySatisfy(r -> assertThat(r.path("line").asInt(-1)).isEqualTo(2));
-        // A re-run finds everything done: nothing is sent twice.
-        finish(0, "run", "--task", "prompts", "--model", "tiny", "--input", input.toString(), "--output", output.toString(),
-                "--port", "auto");
+        // A re-run finds everything done: nothing is sent twice, and no server is started for nothing.
+        String[] again = {"run", "--task", "prompts", "--model", "tiny", "--input", input.toString(), "--output",
+                output.toString(), "--port", "auto"};
+        var complete = finish(0, again);
+        assertThat(complete.out()).contains("prompts: all 3 records already in " + output + "; nothing to do (no server started)")
+                .doesNotContain("Starting server").contains("prompts: 3 records (3 resumed").contains("Done.");
         assertThat(lines(output)).hasSize(3);
+
+        // A partly complete output starts the server for what is missing: here the last record is torn in half,
+        // as a kill -9 in the middle of its write would leave it.
+        List<String> kept = Files.readAllLines(output);
+        String last = kept.getLast();
+        Files.writeString(output, String.join("\n", kept.subList(0, 2)) + "\n" + last.substring(0, last.length() / 2));
+        var partial = finish(0, again);
+        assertThat(partial.out()).contains("Starting server").doesNotContain("nothing to do")
+                .contains("prompts: 3 records (2 resumed");
+        assertThat(lines(output)).hasSize(3);
+        assertThat(output.resolveSibling(output.getFileName() + ".torn")).exists();
     }
 
     @Test
@@ -225,13 +287,15 @@ class RunCommandTest {
         });
 
         String healthy = String.join(" ", Fixture.command(dev.tether.fixtures.FlakyOpenAiServer.class, "--port", "{port}"));
-        finish(0, "run", "--task", "prompts", "--model", "m", "--command", healthy, "--input", input.toString(),
+        var retried = finish(0, "run", "--task", "prompts", "--model", "m", "--command", healthy, "--input", input.toString(),
                 "--output", output.toString(), "--port", "auto");
         List<JsonNode> records = lines(output);
         assertThat(records).hasSize(3).allSatisfy(r -> {
             assertThat(r.has("error")).isFalse();
             assertThat(r.get("generation").asText()).isEqualTo(dev.tether.fixtures.FlakyOpenAiServer.TEXT);
         });
+        assertThat(retried.out()).as("failure records are work left: the server starts").contains("Starting server")
+                .doesNotContain("nothing to do");
     }
 
     private static long count(Path file) {

@@ -11,6 +11,7 @@ import dev.tether.pipeline.Progress;
 import dev.tether.pipeline.Requests;
 import dev.tether.pipeline.ResumableOutput;
 import dev.tether.pipeline.StepResult;
+import dev.tether.pipeline.Work;
 import dev.tether.pipeline.Workers;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -78,34 +79,11 @@ public final class PreciseWikiQa {
      */
     public static StepResult generate(Context c, String qGenerator, List<WikiDocs.Doc> docs, int n) throws Exception {
         long t0 = System.nanoTime();
-        Map<Integer, List<WikiDocs.Doc>> pools = new HashMap<>();
-        for (int bucket : BUCKETS) {
-            pools.put(bucket, docs.stream().filter(d -> d.bucket() == bucket).toList());
-        }
-        if (pools.values().stream().allMatch(List::isEmpty)) {
-            throw new InputException("no wiki documents in buckets 8 or 9 (h_score_cat), which questions are drawn from");
-        }
+        Map<Integer, List<WikiDocs.Doc>> pools = pools(docs);
         Path file = questionsFile(c.outputDir(), qGenerator);
-        Map<Integer, Integer> need = new HashMap<>();
-        int half = n / 2;
-        need.put(8, pools.get(8).isEmpty() ? 0 : (pools.get(9).isEmpty() ? n : n - half));
-        need.put(9, pools.get(9).isEmpty() ? 0 : (pools.get(8).isEmpty() ? n : half));
+        Map<Integer, Integer> need = need(pools, n);
         Map<Integer, AtomicInteger> have = new HashMap<>();
-        for (int bucket : BUCKETS) {
-            have.put(bucket, new AtomicInteger());
-        }
-        long maxCandidate = -1;
-        if (c.resume() && Files.exists(file)) {
-            for (Jsonl.Line line : Jsonl.read(file)) {
-                if (line.ok()) {
-                    int bucket = line.object().path("h_score_cat").asInt(-1);
-                    if (have.containsKey(bucket)) {
-                        have.get(bucket).incrementAndGet();
-                    }
-                    maxCandidate = Math.max(maxCandidate, line.object().path("candidate").asLong(-1));
-                }
-            }
-        }
+        long maxCandidate = count(c.resume() ? file : null, have);
         long already = have.values().stream().mapToInt(AtomicInteger::get).sum();
         AtomicLong failures = new AtomicLong();
         java.util.concurrent.atomic.AtomicReference<String> firstFailure = new java.util.concurrent.atomic.AtomicReference<>();
@@ -192,6 +170,60 @@ public final class PreciseWikiQa {
                 Duration.ofNanos(System.nanoTime() - t0), file.toString());
     }
 
+    /**
+     * How many questions generate still has to add, from the questions file alone (streamed, not changed), so that
+     * a run whose questions are all there starts no server.
+     */
+    public static Work generateWork(Context c, String qGenerator, List<WikiDocs.Doc> docs, int n) throws InputException {
+        if (!c.resume()) {
+            return Work.some("generate");
+        }
+        Path file = questionsFile(c.outputDir(), qGenerator);
+        Map<Integer, AtomicInteger> have = new HashMap<>();
+        count(file, have);
+        return new Work("generate", missing(need(pools(docs), n), have), "all " + n + " questions already in " + file);
+    }
+
+    private static Map<Integer, List<WikiDocs.Doc>> pools(List<WikiDocs.Doc> docs) throws InputException {
+        Map<Integer, List<WikiDocs.Doc>> pools = new HashMap<>();
+        for (int bucket : BUCKETS) {
+            pools.put(bucket, docs.stream().filter(d -> d.bucket() == bucket).toList());
+        }
+        if (pools.values().stream().allMatch(List::isEmpty)) {
+            throw new InputException("no wiki documents in buckets 8 or 9 (h_score_cat), which questions are drawn from");
+        }
+        return pools;
+    }
+
+    /** Questions wanted per bucket: half each, or all from one when the other has no documents. */
+    private static Map<Integer, Integer> need(Map<Integer, List<WikiDocs.Doc>> pools, int n) {
+        Map<Integer, Integer> need = new HashMap<>();
+        int half = n / 2;
+        need.put(8, pools.get(8).isEmpty() ? 0 : (pools.get(9).isEmpty() ? n : n - half));
+        need.put(9, pools.get(9).isEmpty() ? 0 : (pools.get(8).isEmpty() ? n : half));
+        return need;
+    }
+
+    /** Counts the questions already in the file (none when null) per bucket into have; returns the highest draw number used (or -1). */
+    private static long count(Path file, Map<Integer, AtomicInteger> have) {
+        for (int bucket : BUCKETS) {
+            have.put(bucket, new AtomicInteger());
+        }
+        long maxCandidate = -1;
+        if (file != null && Files.exists(file)) {
+            for (Jsonl.Line line : Jsonl.read(file)) {
+                if (line.ok()) {
+                    int bucket = line.object().path("h_score_cat").asInt(-1);
+                    if (have.containsKey(bucket)) {
+                        have.get(bucket).incrementAndGet();
+                    }
+                    maxCandidate = Math.max(maxCandidate, line.object().path("candidate").asLong(-1));
+                }
+            }
+        }
+        return maxCandidate;
+    }
+
     private static int missing(Map<Integer, Integer> need, Map<Integer, AtomicInteger> have) {
         int missing = 0;
         for (int bucket : BUCKETS) {
@@ -208,25 +240,55 @@ public final class PreciseWikiQa {
 
     /** The first n usable questions of a questions file, each tagged with its index (run also calls it before any server starts). */
     public static List<ObjectNode> questions(Path file, int n) throws InputException {
+        List<ObjectNode> questions = new ArrayList<>();
+        questions(file, n, questions::add);
+        return questions;
+    }
+
+    /** Streams the first n usable questions of a questions file to each, tagged with their index; fewer is an input error. */
+    private static void questions(Path file, int n, java.util.function.Consumer<ObjectNode> each) throws InputException {
         if (!Files.isRegularFile(file)) {
             throw new InputException("questions file not found: " + file + " (run --step generate first, with the same --q-generator)");
         }
-        List<ObjectNode> questions = new ArrayList<>();
+        int found = 0;
         for (Jsonl.Line line : Jsonl.read(file)) {
             if (line.ok() && line.object().path("prompt").isTextual() && line.object().path("answer").isTextual()) {
                 ObjectNode q = line.object();
-                q.put("index", questions.size());
-                questions.add(q);
-                if (questions.size() == n) {
+                q.put("index", found++);
+                each.accept(q);
+                if (found == n) {
                     break;
                 }
             }
         }
-        if (questions.size() < n) {
-            throw new InputException(file + " has " + questions.size() + " usable questions, fewer than --N " + n
+        if (found < n) {
+            throw new InputException(file + " has " + found + " usable questions, fewer than --N " + n
                     + " (run --step generate with --N " + n + " first)");
         }
-        return questions;
+    }
+
+    private static String indexKey(ObjectNode r) {
+        return r.has("index") ? r.get("index").asText() : null;
+    }
+
+    /**
+     * How many of the first n questions have no successful generation yet, by streaming the files (which are not
+     * changed): a complete generation.jsonl needs no server. Too few questions is the input error inference gives.
+     */
+    public static Work inferenceWork(Context c, String model, String qGenerator, int n) throws InputException, IOException {
+        questions(questionsFile(c.outputDir(), qGenerator), n, q -> {});
+        Path file = modelDir(c.outputDir(), model).resolve("generation.jsonl");
+        if (!c.resume() || !Files.exists(file)) {
+            return Work.some("inference");
+        }
+        ResumableOutput.Finished finished = ResumableOutput.finished(file, PreciseWikiQa::indexKey);
+        long left = finished.torn() ? 1 : 0;
+        for (int i = 0; i < n; i++) {
+            if (!finished.keys().contains(Integer.toString(i))) {
+                left++;
+            }
+        }
+        return new Work("inference", left, "all " + n + " records already in " + file);
     }
 
     public static StepResult inference(Context c, String model, String qGenerator, int n) throws Exception {
@@ -236,7 +298,7 @@ public final class PreciseWikiQa {
         AtomicLong failed = new AtomicLong();
         AtomicLong promptTokens = new AtomicLong();
         AtomicLong completionTokens = new AtomicLong();
-        try (ResumableOutput out = ResumableOutput.open(file, c.resume(), r -> r.has("index") ? r.get("index").asText() : null);
+        try (ResumableOutput out = ResumableOutput.open(file, c.resume(), PreciseWikiQa::indexKey);
              Progress progress = new Progress("inference", n, c.err())) {
             long resumed = out.resumed();
             progress.stepBy(resumed);
@@ -344,6 +406,61 @@ public final class PreciseWikiQa {
         c.err().println("eval: " + metrics.summary());
         return new StepResult("eval", samples.size(), failed.get(), resumed, promptTokens.get(), completionTokens.get(),
                 Duration.ofNanos(System.nanoTime() - t0), results.toString());
+    }
+
+    /**
+     * How many verdicts eval still has to ask the judge for, by streaming its files (none is changed): every sample
+     * (a successful generation among the first n) needs an abstention reply in abstain_eval_raw.jsonl, and every
+     * sample whose reply reads as "not abstaining" needs a hallucination reply in halu_eval_raw.jsonl; failure
+     * records and a torn last line count as missing. eval_results.json is rewritten from these files either way.
+     */
+    public static Work evalWork(Context c, String model, int n) throws InputException, IOException {
+        Path dir = modelDir(c.outputDir(), model);
+        Path generations = dir.resolve("generation.jsonl");
+        if (!Files.isRegularFile(generations)) {
+            throw new InputException("generations not found: " + generations + " (run --step inference first, with the same --model)");
+        }
+        if (!c.resume()) {
+            return Work.some("eval");
+        }
+        Path abstainRaw = dir.resolve("abstain_eval_raw.jsonl");
+        Path haluRaw = dir.resolve("halu_eval_raw.jsonl");
+        ResumableOutput.Finished abstained = ResumableOutput.finished(abstainRaw, PreciseWikiQa::indexKey);
+        ResumableOutput.Finished judged = ResumableOutput.finished(haluRaw, PreciseWikiQa::indexKey);
+        java.util.BitSet samples = new java.util.BitSet(n);   // the indexes eval judges: one bit per question
+        long left = (abstained.torn() ? 1 : 0) + (judged.torn() ? 1 : 0);
+        long total = 0;
+        for (Jsonl.Line line : Jsonl.read(generations)) {
+            if (line.ok() && line.object().path("index").asInt(Integer.MAX_VALUE) < n
+                    && !line.object().has("error") && line.object().path("generation").isTextual()) {
+                int index = line.object().get("index").asInt();
+                total++;
+                if (index >= 0) {
+                    samples.set(index);
+                }
+                if (!abstained.keys().contains(Integer.toString(index))) {
+                    left++;
+                }
+            }
+        }
+        if (total == 0) {
+            throw new InputException(generations + " has no successful generations among the first " + n
+                    + " questions (run --step inference first)");
+        }
+        if (Files.exists(abstainRaw)) {
+            for (Jsonl.Line line : Jsonl.read(abstainRaw)) {
+                if (line.ok() && !line.object().has("error") && line.object().path("eval_res").isTextual()) {
+                    int index = line.object().path("index").asInt(-1);
+                    if (index >= 0 && samples.get(index)
+                            && Verdicts.abstention(line.object().get("eval_res").asText()).orElse(true) == Boolean.FALSE
+                            && !judged.keys().contains(Integer.toString(index))) {
+                        left++;
+                    }
+                }
+            }
+        }
+        return new Work("eval", left, "all " + total + " samples already judged in " + abstainRaw
+                + (Files.exists(haluRaw) ? " and " + haluRaw.getFileName() : ""));
     }
 
     /** Counters a judging pass adds to. */
