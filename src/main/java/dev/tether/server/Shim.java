@@ -137,7 +137,11 @@ public final class Shim {
         return report.complete() ? 0 : 1;
     }
 
-    private void requestStop(String reason) {
+    // requestStop and reportExit share this object's lock: once a stop is under way, the root's exit is part
+    // of it and only "stopped" is reported. Otherwise a root that exited 0 just as the stop began (its
+    // members then killed by the stop) read as "exited 0", and the owner took the stop for a crash (found by
+    // the chaos soak: `tether stop` right after a DaemonizesTwice server was ready made `serve` exit 1).
+    private synchronized void requestStop(String reason) {
         if (stopping.compareAndSet(false, true)) {
             stopReason = reason;
             stopRequested.countDown();
@@ -187,8 +191,8 @@ public final class Shim {
         }
     }
 
-    private void reportExit(int code) {
-        if (!exitReported.getAndSet(true)) {
+    private synchronized void reportExit(int code) {
+        if (!stopping.get() && !exitReported.getAndSet(true)) {
             owner.println("exited " + code);
         }
     }

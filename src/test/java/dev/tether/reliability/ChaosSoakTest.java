@@ -410,6 +410,17 @@ class ChaosSoakTest {
         boolean same = !target.inProcess() && random.nextBoolean();
         Shape shape = same ? target.shape : otherFixtureShape(target.shape);
         BackgroundTether second = launchServe(shape, target.port, "--startup-timeout", "5s");
+        Poll.until(() -> !second.process.isAlive() || second.out().contains("Serving until"), UP);
+        if (second.process.isAlive()) {
+            // It started a server of its own. Right only if the first one had ended in the meantime (its
+            // last process killed earlier, and its tether not yet done noticing): then it is just a start.
+            expect(lease(target.leaseId()).isEmpty(), "a second tether started a server while " + target
+                    + " still held the port\n" + output(second));
+            String id = leaseOn(target.port).map(Lease::id).orElseThrow(() -> fail("no lease for the second tether"));
+            servers.add(new Server(shape, target.port, second, null, id));
+            note("  the first had ended; the second tether started its own: " + id);
+            return;
+        }
         int code = second.awaitExit(UP);
         note("  second tether (" + (same ? "same server" : shape) + ") on " + target + " exited " + code);
         if (same) {
@@ -616,7 +627,9 @@ class ChaosSoakTest {
 
     private void ended(Server server) {
         servers.remove(server);
-        endedPorts.add(server.port);
+        if (servers.stream().noneMatch(other -> other.port == server.port)) {   // a second tether may hold it now
+            endedPorts.add(server.port);
+        }
     }
 
     /** Waits until the lease's processes, shim and file are gone; records how long they outlived the kill. */
