@@ -303,7 +303,9 @@ class EmbeddedServerTest {
                     return true;
                 }
             }, Duration.ofSeconds(60), Duration.ofMillis(1));
-            assertThat(seen).containsExactly(503, 200);
+            // tiny loads in a few milliseconds: on a busy machine the first answer this poll gets may already
+            // be 200 (seen in CI). What must never happen is any other status, or 200 before 503.
+            assertThat(List.of(List.of(503, 200), List.of(200))).as("statuses seen").contains(seen);
         } finally {
             TreeStopper.stop(new ProcessTree(engine.membership()), Duration.ofSeconds(5));
         }
