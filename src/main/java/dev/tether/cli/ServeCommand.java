@@ -52,7 +52,8 @@ final class ServeCommand implements Callable<Integer> {
             }
             var external = handle.externalStopSummary();
             if (external.isPresent()) {
-                out.println("Server " + handle.lease().id() + " was stopped from outside: " + external.get());
+                // No summary here: closing the manager prints "Server … stopped: <summary>" next.
+                out.println("Server " + handle.lease().id() + " was stopped from outside (`tether stop`, or SIGTERM to its shim).");
                 return ExitCode.OK;
             }
             out.println("Server " + handle.lease().id() + " exited " + (code == null ? "(its shim is gone)" : "with code " + code)
