@@ -1,7 +1,6 @@
 package dev.tether.cli;
 
 import static dev.tether.cli.TetherHomes.UP;
-import static dev.tether.cli.TetherHomes.assertNoProcessesOf;
 import static dev.tether.cli.TetherHomes.healthServer;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -16,8 +15,8 @@ import dev.tether.server.ServerSpec;
 import dev.tether.server.TetherHome;
 import java.nio.file.Path;
 import java.time.Duration;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /** {@code tether logs}: a server's output, as its shim wrote it; {@code -f} follows until the server stops. */
@@ -25,18 +24,13 @@ class LogsCommandTest {
     @TempDir
     Path dir;
 
+    @RegisterExtension
+    final Tethers tethers = new Tethers(() -> dir.resolve("home"));
+
     private BackgroundTether follower;
 
     private Path home() {
         return dir.resolve("home");
-    }
-
-    @AfterEach
-    void nothingOfThisHomeIsLeft() {
-        if (follower != null) {
-            follower.close();
-        }
-        assertNoProcessesOf(home());
     }
 
     @Test
@@ -58,7 +52,7 @@ class LogsCommandTest {
             assertThat(byPort.out()).contains(readyLine);
 
             // Follow while it runs; the follower ends by itself when the server stops.
-            follower = BackgroundTether.start(home(), null, "logs", "-f", lease.id());
+            follower = tethers.start(null, "logs", "-f", lease.id());
             follower.awaitLine(readyLine, UP);
             server.stop();
             assertThat(follower.awaitExit(UP)).isZero();

@@ -1,6 +1,5 @@
 package dev.tether.cli;
 
-import static dev.tether.cli.TetherHomes.assertNoProcessesOf;
 import static dev.tether.cli.TetherHomes.healthServer;
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -20,8 +19,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /** {@code tether ps [--json]}: what tether manages, for people and for scripts. */
@@ -29,13 +28,11 @@ class PsCommandTest {
     @TempDir
     Path dir;
 
+    @RegisterExtension
+    final Tethers tethers = new Tethers(() -> dir.resolve("home"));
+
     private Path home() {
         return dir.resolve("home");
-    }
-
-    @AfterEach
-    void nothingOfThisHomeIsLeft() {
-        assertNoProcessesOf(home());
     }
 
     @Test

@@ -1,6 +1,5 @@
 package dev.tether.cli;
 
-import static dev.tether.cli.TetherHomes.assertNoProcessesOf;
 import static dev.tether.cli.TetherHomes.assertServerGone;
 import static dev.tether.cli.TetherHomes.healthServer;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -17,8 +16,8 @@ import dev.tether.server.ServerSpec;
 import dev.tether.server.TetherHome;
 import java.nio.file.Path;
 import java.time.Duration;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /** {@code tether reap}: servers whose tether and shim are both dead are stopped; live ones are not touched. */
@@ -26,18 +25,13 @@ class ReapCommandTest {
     @TempDir
     Path dir;
 
+    @RegisterExtension
+    final Tethers tethers = new Tethers(() -> dir.resolve("home"));
+
     private BackgroundTether serve;
 
     private Path home() {
         return dir.resolve("home");
-    }
-
-    @AfterEach
-    void nothingOfThisHomeIsLeft() {
-        if (serve != null) {
-            serve.close();
-        }
-        assertNoProcessesOf(home());
     }
 
     @Test
@@ -54,7 +48,7 @@ class ReapCommandTest {
         try (ServerManager owner = new ServerManager(new TetherHome(home()), ServerEvents.NONE);
              ServerHandle live = owner.start(new ServerSpec("live", Profiles.command(healthServer(), "/health"),
                      "127.0.0.1", ServerSpec.AUTO_PORT, Duration.ofSeconds(5)))) {
-            serve = BackgroundTether.start(home(), null, "serve", "--command", healthServer(), "--port", String.valueOf(port));
+            serve = tethers.start(null, "serve", "--command", healthServer(), "--port", String.valueOf(port));
             Lease orphan = serve.orphanItsServer();
             var ps = TetherCli.run(home(), "ps");
             assertThat(ps.out().lines().filter(l -> l.startsWith(orphan.id()))).singleElement()

@@ -1,6 +1,5 @@
 package dev.tether.cli;
 
-import static dev.tether.cli.TetherHomes.assertNoProcessesOf;
 import static dev.tether.cli.TetherHomes.leases;
 import static dev.tether.cli.TetherHomes.processesOf;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -22,8 +21,8 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -38,7 +37,8 @@ class RunCommandTest {
     @TempDir
     Path dir;
 
-    private final List<BackgroundTether> started = new ArrayList<>();
+    @RegisterExtension
+    final Tethers tethers = new Tethers(() -> dir.resolve("home"));
 
     private Path home() {
         return dir.resolve("home");
@@ -48,15 +48,8 @@ class RunCommandTest {
         return dir.resolve("out");
     }
 
-    @AfterEach
-    void nothingOfThisRunIsLeft() {
-        started.forEach(BackgroundTether::close);
-        assertNoProcessesOf(home());
-    }
-
     private BackgroundTether start(String... args) throws IOException {
-        BackgroundTether t = BackgroundTether.start(home(), dir, args);
-        started.add(t);
+        BackgroundTether t = tethers.start(dir, args);
         return t;
     }
 

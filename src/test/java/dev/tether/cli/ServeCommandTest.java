@@ -10,7 +10,6 @@ import dev.tether.fixtures.Worker;
 import dev.tether.proc.Poll;
 import dev.tether.proc.PortListeners;
 import dev.tether.proc.ProcFs;
-import dev.tether.proc.ProcessIdentity;
 import dev.tether.proc.ProcessTree;
 import dev.tether.proc.Signal;
 import dev.tether.proc.Signaller;
@@ -18,31 +17,21 @@ import dev.tether.proc.Spawned;
 import dev.tether.proc.Spawner;
 import dev.tether.proc.TreeStopper;
 import dev.tether.server.Lease;
-import dev.tether.server.LeaseStore;
 import dev.tether.server.Profiles;
 import dev.tether.server.ServerEvents;
 import dev.tether.server.ServerHandle;
 import dev.tether.server.ServerManager;
 import dev.tether.server.ServerSpec;
 import dev.tether.server.TetherHome;
-import java.io.BufferedReader;
-import java.io.File;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.InputStreamReader;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -54,16 +43,11 @@ class ServeCommandTest {
     @TempDir
     Path dir;
 
-    private final List<BackgroundTether> started = new ArrayList<>();
+    @RegisterExtension
+    final Tethers tethers = new Tethers(() -> dir.resolve("home"));
 
     Path home() {
-        return dir.resolve("home");
-    }
-
-    @AfterEach
-    void nothingOfThisHomeIsLeft() {
-        started.forEach(BackgroundTether::close);
-        assertNoProcessesOf(home());
+        return tethers.home();
     }
 
 
@@ -74,8 +58,7 @@ class ServeCommandTest {
     private BackgroundTether serveIn(Path workDir, String... args) throws IOException {
         List<String> all = new ArrayList<>(List.of("serve"));
         all.addAll(List.of(args));
-        BackgroundTether t = BackgroundTether.start(home(), workDir, all.toArray(String[]::new));
-        started.add(t);
+        BackgroundTether t = tethers.start(workDir, all.toArray(String[]::new));
         return t;
     }
 

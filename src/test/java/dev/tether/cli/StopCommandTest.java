@@ -1,7 +1,6 @@
 package dev.tether.cli;
 
 import static dev.tether.cli.TetherHomes.UP;
-import static dev.tether.cli.TetherHomes.assertNoProcessesOf;
 import static dev.tether.cli.TetherHomes.assertServerGone;
 import static dev.tether.cli.TetherHomes.healthServer;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -18,8 +17,8 @@ import dev.tether.server.TetherHome;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -30,18 +29,13 @@ class StopCommandTest {
     @TempDir
     Path dir;
 
+    @RegisterExtension
+    final Tethers tethers = new Tethers(() -> dir.resolve("home"));
+
     private BackgroundTether serve;
 
     private Path home() {
         return dir.resolve("home");
-    }
-
-    @AfterEach
-    void nothingOfThisHomeIsLeft() {
-        if (serve != null) {
-            serve.close();
-        }
-        assertNoProcessesOf(home());
     }
 
     private static ServerSpec spec(String model, int port) {
@@ -51,7 +45,7 @@ class StopCommandTest {
     @Test
     void stopByIdEndsTheServeThatOwnsIt() throws Exception {
         int port = Fixture.freePort();
-        serve = BackgroundTether.start(home(), null, "serve", "--command", healthServer(), "--port", String.valueOf(port));
+        serve = tethers.start(null, "serve", "--command", healthServer(), "--port", String.valueOf(port));
         Lease lease = serve.awaitReady();
 
         var stopped = TetherCli.run(home(), "stop", lease.id());

@@ -2,10 +2,8 @@ package dev.tether.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.tether.fixtures.ExitsAtOnce;
 import dev.tether.fixtures.Fixture;
 import dev.tether.fixtures.HealthServer;
-import dev.tether.fixtures.Worker;
 import dev.tether.proc.Poll;
 import dev.tether.proc.PortListeners;
 import dev.tether.proc.ProcFs;
@@ -13,27 +11,14 @@ import dev.tether.proc.ProcessIdentity;
 import dev.tether.proc.ProcessTree;
 import dev.tether.proc.Signal;
 import dev.tether.proc.Signaller;
-import dev.tether.proc.Spawned;
-import dev.tether.proc.Spawner;
-import dev.tether.proc.TreeStopper;
 import dev.tether.server.Lease;
 import dev.tether.server.LeaseStore;
-import dev.tether.server.Profiles;
-import dev.tether.server.ServerEvents;
-import dev.tether.server.ServerHandle;
-import dev.tether.server.ServerManager;
-import dev.tether.server.ServerSpec;
 import dev.tether.server.TetherHome;
-import java.io.BufferedReader;
-import java.io.File;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.InputStreamReader;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -41,12 +26,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.Arguments;
-import org.junit.jupiter.params.provider.MethodSource;
 
 /** Shared helpers of the tests that run tether as separate JVMs under a temporary TETHER_HOME. */
 public final class TetherHomes {

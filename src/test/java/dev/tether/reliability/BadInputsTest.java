@@ -8,6 +8,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tether.cli.BackgroundTether;
+import dev.tether.cli.Tethers;
 import dev.tether.fixtures.ExitsAtOnce;
 import dev.tether.fixtures.Fixture;
 import dev.tether.fixtures.FlakyOpenAiServer;
@@ -33,9 +34,9 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -59,16 +60,11 @@ class BadInputsTest {
     @TempDir
     Path dir;
 
-    private final List<BackgroundTether> started = new ArrayList<>();
+    @RegisterExtension
+    final Tethers tethers = new Tethers(() -> dir.resolve("home"));
 
     private Path home() {
         return dir.resolve("home");
-    }
-
-    @AfterEach
-    void nothingOfThisHomeIsLeft() {
-        started.forEach(BackgroundTether::close);
-        assertNoProcessesOf(home());
     }
 
     @AfterAll
@@ -386,8 +382,7 @@ class BadInputsTest {
         Ctx ctx = new Ctx();
         List<String> args = k.setup.args(ctx);
         Map<Path, byte[]> before = snapshot();
-        BackgroundTether t = BackgroundTether.start(home(), ctx.work, args.toArray(String[]::new));
-        started.add(t);
+        BackgroundTether t = tethers.start(ctx.work, args.toArray(String[]::new));
         int exit = t.awaitExit(DEADLINE);
         String err = t.err();
         List<String> errLines = err.lines().filter(l -> !l.isBlank()).toList();
@@ -498,8 +493,7 @@ class BadInputsTest {
             List<String> args = List.of("run", "--task", "prompts", "--model", "m", "--command", flaky(), "--input", in.toString(),
                     "--output", out.toString(), "--port", "auto", "--concurrency", "8");
 
-            BackgroundTether full = BackgroundTether.start(home(), null, args.toArray(String[]::new));
-            started.add(full);
+            BackgroundTether full = tethers.start(null, args.toArray(String[]::new));
             int exit = full.awaitExit(DEADLINE);
             List<String> errLines = full.err().lines().filter(l -> !l.isBlank()).toList();
             String first = errLines.isEmpty() ? "(nothing on stderr)" : errLines.getFirst().trim();
@@ -521,8 +515,7 @@ class BadInputsTest {
             Process remount = new ProcessBuilder("mount", "-o", "remount,size=4m", mount.toString()).redirectErrorStream(true).start();
             assertThat(remount.waitFor(30, TimeUnit.SECONDS) && remount.exitValue() == 0)
                     .as(new String(remount.getInputStream().readAllBytes())).isTrue();
-            BackgroundTether resumed = BackgroundTether.start(home(), null, args.toArray(String[]::new));
-            started.add(resumed);
+            BackgroundTether resumed = tethers.start(null, args.toArray(String[]::new));
             assertThat(resumed.awaitExit(DEADLINE)).as("resume\nstdout:\n%s\nstderr:\n%s", resumed.out(), resumed.err()).isEqualTo(0);
             List<JsonNode> all = records(out);
             assertThat(all).hasSize(n);

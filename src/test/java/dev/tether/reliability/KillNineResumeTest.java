@@ -1,6 +1,5 @@
 package dev.tether.reliability;
 
-import static dev.tether.cli.TetherHomes.assertNoProcessesOf;
 import static dev.tether.cli.TetherHomes.leases;
 import static dev.tether.cli.TetherHomes.processesOf;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -8,6 +7,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tether.cli.BackgroundTether;
+import dev.tether.cli.Tethers;
 import dev.tether.proc.Poll;
 import dev.tether.proc.ProcFs;
 import dev.tether.proc.ProcessIdentity;
@@ -28,8 +28,8 @@ import java.util.Random;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -62,16 +62,11 @@ class KillNineResumeTest {
     @TempDir
     Path dir;
 
-    private final List<BackgroundTether> started = new ArrayList<>();
+    @RegisterExtension
+    final Tethers tethers = new Tethers(() -> dir.resolve("home"));
 
     private Path home() {
         return dir.resolve("home");
-    }
-
-    @AfterEach
-    void nothingIsLeft() {
-        started.forEach(BackgroundTether::close);
-        assertNoProcessesOf(home());
     }
 
     /** Where a kill was aimed. */
@@ -253,8 +248,7 @@ class KillNineResumeTest {
     }
 
     private BackgroundTether start(Workload work) throws IOException {
-        BackgroundTether t = BackgroundTether.start(home(), dir, work.args().toArray(String[]::new));
-        started.add(t);
+        BackgroundTether t = tethers.start(dir, work.args().toArray(String[]::new));
         return t;
     }
 
