@@ -59,14 +59,6 @@ class RunCommandTest {
         return t;
     }
 
-    private static List<JsonNode> lines(Path file) throws IOException {
-        List<JsonNode> records = new ArrayList<>();
-        for (String line : Files.readAllLines(file)) {
-            records.add(JSON.readTree(line));   // every line parses: no torn lines
-        }
-        return records;
-    }
-
     private String[] wiki(String... args) {
         List<String> all = new ArrayList<>(List.of("run", "--task", "precisewikiqa", "--model", "tiny", "--output-dir",
                 out().toString()));
@@ -79,14 +71,14 @@ class RunCommandTest {
         var run = finish(0, wiki("--step", "all", "--N", "6", "--port", "auto", "--concurrency", "8"));
         assertThat(run.out()).contains("Starting server").contains("Ready: ").contains("meaningless");
         Path questions = out().resolve("precise_qa/qa_goodwiki_tiny_dynamic.jsonl");
-        assertThat(lines(questions)).hasSize(6).allSatisfy(q -> {
+        assertThat(TetherHomes.jsonLines(questions)).hasSize(6).allSatisfy(q -> {
             assertThat(q.get("prompt").isTextual()).isTrue();
             assertThat(q.get("answer").isTextual()).isTrue();
             assertThat(q.get("reference").isTextual()).isTrue();
             assertThat(q.get("h_score_cat").asInt()).isIn(8, 9);
         });
-        assertThat(lines(questions).stream().filter(q -> q.get("h_score_cat").asInt() == 8)).hasSize(3);
-        List<JsonNode> generations = lines(out().resolve("precisewikiqa/tiny/generation.jsonl"));
+        assertThat(TetherHomes.jsonLines(questions).stream().filter(q -> q.get("h_score_cat").asInt() == 8)).hasSize(3);
+        List<JsonNode> generations = TetherHomes.jsonLines(out().resolve("precisewikiqa/tiny/generation.jsonl"));
         assertThat(generations).hasSize(6).allSatisfy(g -> assertThat(g.get("generation").isTextual()).isTrue());
         JsonNode results = JSON.readTree(out().resolve("precisewikiqa/tiny/eval_results.json").toFile());
         for (String metric : List.of("halu_rate", "refusal_rate", "correct_rate")) {
@@ -116,9 +108,9 @@ class RunCommandTest {
     @Test
     void aLargerNAddsOnlyTheMissingQuestions() throws Exception {
         finish(0, wiki("--step", "generate", "--N", "4", "--port", "auto"));
-        List<JsonNode> before = lines(out().resolve("precise_qa/qa_goodwiki_tiny_dynamic.jsonl"));
+        List<JsonNode> before = TetherHomes.jsonLines(out().resolve("precise_qa/qa_goodwiki_tiny_dynamic.jsonl"));
         finish(0, wiki("--step", "generate", "--N", "8", "--port", "auto"));
-        List<JsonNode> after = lines(out().resolve("precise_qa/qa_goodwiki_tiny_dynamic.jsonl"));
+        List<JsonNode> after = TetherHomes.jsonLines(out().resolve("precise_qa/qa_goodwiki_tiny_dynamic.jsonl"));
         assertThat(after).hasSize(8);
         assertThat(after.subList(0, 4)).isEqualTo(before);
     }
@@ -180,7 +172,7 @@ class RunCommandTest {
         JsonNode after = JSON.readTree(results.toFile());
         assertThat(after.get("counts")).isEqualTo(before.get("counts"));
         assertThat(after.get("samples")).isEqualTo(before.get("samples"));
-        assertThat(lines(out().resolve("precisewikiqa/tiny/generation.jsonl"))).hasSize(4);
+        assertThat(TetherHomes.jsonLines(out().resolve("precisewikiqa/tiny/generation.jsonl"))).hasSize(4);
     }
 
     @Test
@@ -202,7 +194,7 @@ class RunCommandTest {
         assertThat(partial).isLessThan(n);
 
         var resumed = finish(0, inference);
-        List<JsonNode> records = lines(generations);
+        List<JsonNode> records = TetherHomes.jsonLines(generations);
         assertThat(records).hasSize(n);
         Set<Integer> indexes = new HashSet<>();
         records.forEach(r -> indexes.add(r.get("index").asInt()));
@@ -224,7 +216,7 @@ class RunCommandTest {
         Signaller.send(server, Signal.KILL);
         assertThat(run.awaitExit(RUN)).as(run.err()).isZero();
         assertThat(run.err()).contains("restarting it");
-        List<JsonNode> records = lines(generations);
+        List<JsonNode> records = TetherHomes.jsonLines(generations);
         assertThat(records).hasSize(n).allSatisfy(r -> assertThat(r.has("error")).isFalse());
     }
 
@@ -236,7 +228,7 @@ class RunCommandTest {
         Path output = dir.resolve("gens.jsonl");
         finish(0, "run", "--task", "prompts", "--model", "tiny", "--input", input.toString(), "--output", output.toString(),
                 "--port", "auto", "--max-tokens", "8");
-        List<JsonNode> records = lines(output);
+        List<JsonNode> records = TetherHomes.jsonLines(output);
         assertThat(records).hasSize(3).allSatisfy(r -> {
             assertThat(r.get("generation").isTextual()).isTrue();
             assertThat(r.get("usage").get("completion_tokens").asInt()).isPositive();
@@ -249,7 +241,7 @@ class RunCommandTest {
         var complete = finish(0, again);
         assertThat(complete.out()).contains("prompts: all 3 records already in " + output + "; nothing to do (no server started)")
                 .doesNotContain("Starting server").contains("prompts: 3 records (3 resumed").contains("Done.");
-        assertThat(lines(output)).hasSize(3);
+        assertThat(TetherHomes.jsonLines(output)).hasSize(3);
 
         // A partly complete output starts the server for what is missing: here the last record is torn in half,
         // as a kill -9 in the middle of its write would leave it.
@@ -259,7 +251,7 @@ class RunCommandTest {
         var partial = finish(0, again);
         assertThat(partial.out()).contains("Starting server").doesNotContain("nothing to do")
                 .contains("prompts: 3 records (2 resumed");
-        assertThat(lines(output)).hasSize(3);
+        assertThat(TetherHomes.jsonLines(output)).hasSize(3);
         assertThat(output.resolveSibling(output.getFileName() + ".torn")).exists();
     }
 
@@ -273,7 +265,7 @@ class RunCommandTest {
         var failed = finish(1, "run", "--task", "prompts", "--model", "m", "--command", failing, "--input", input.toString(),
                 "--output", output.toString(), "--port", "auto", "--retries", "1");
         assertThat(failed.out()).contains("3 failed");
-        assertThat(lines(output)).hasSize(3).allSatisfy(r -> {
+        assertThat(TetherHomes.jsonLines(output)).hasSize(3).allSatisfy(r -> {
             assertThat(r.get("generation").isNull()).isTrue();
             assertThat(r.get("error").get("kind").asText()).isEqualTo("server_error");
             assertThat(r.get("error").get("attempts").asInt()).isEqualTo(2);
@@ -282,7 +274,7 @@ class RunCommandTest {
         String healthy = String.join(" ", Fixture.command(dev.tether.fixtures.FlakyOpenAiServer.class, "--port", "{port}"));
         var retried = finish(0, "run", "--task", "prompts", "--model", "m", "--command", healthy, "--input", input.toString(),
                 "--output", output.toString(), "--port", "auto");
-        List<JsonNode> records = lines(output);
+        List<JsonNode> records = TetherHomes.jsonLines(output);
         assertThat(records).hasSize(3).allSatisfy(r -> {
             assertThat(r.has("error")).isFalse();
             assertThat(r.get("generation").asText()).isEqualTo(dev.tether.fixtures.FlakyOpenAiServer.TEXT);

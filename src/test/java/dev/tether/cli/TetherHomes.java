@@ -110,5 +110,15 @@ public final class TetherHomes {
                 .as("%s stopped", process).isTrue();
     }
 
+    /** Every line of a JSONL output, parsed: fails on a line that does not parse (a torn line). */
+    public static List<com.fasterxml.jackson.databind.JsonNode> jsonLines(Path file) throws IOException {
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        List<com.fasterxml.jackson.databind.JsonNode> records = new ArrayList<>();
+        for (String line : Files.readAllLines(file)) {
+            records.add(json.readTree(line));
+        }
+        return records;
+    }
+
     private TetherHomes() {}
 }

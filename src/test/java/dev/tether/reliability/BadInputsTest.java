@@ -8,6 +8,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tether.cli.BackgroundTether;
+import dev.tether.cli.TetherHomes;
 import dev.tether.cli.Tethers;
 import dev.tether.fixtures.ExitsAtOnce;
 import dev.tether.fixtures.Fixture;
@@ -198,7 +199,7 @@ class BadInputsTest {
     /** Three failure records of the given kind in out.jsonl, and stdout says so. */
     private static Check failureRecords(String kind) {
         return (c, t) -> {
-            List<JsonNode> records = records(c.path("out.jsonl"));
+            List<JsonNode> records = TetherHomes.jsonLines(c.path("out.jsonl"));
             assertThat(records).hasSize(3).allSatisfy(r -> {
                 assertThat(r.get("generation").isNull()).isTrue();
                 if (kind != null) {
@@ -283,7 +284,7 @@ class BadInputsTest {
                         "--command", flaky(), "--input", x.bytes("bom.jsonl", concat(new byte[] {(byte) 0xEF, (byte) 0xBB, (byte) 0xBF},
                                 "{\"id\":1,\"prompt\":\"a\"}\r\n{\"id\":2,\"prompt\":\"b\"}\r\n".getBytes(StandardCharsets.UTF_8))),
                         "--output", x.path("out.jsonl").toString(), "--port", "auto"),
-                        (x, t) -> assertThat(records(x.path("out.jsonl"))).hasSize(2)
+                        (x, t) -> assertThat(TetherHomes.jsonLines(x.path("out.jsonl"))).hasSize(2)
                                 .allSatisfy(r -> assertThat(r.get("generation").asText()).isEqualTo(FlakyOpenAiServer.TEXT))),
                 c("wiki file missing", 2, "wiki documents not found", x -> wiki(x, "--wiki-file", "/nonexistent/docs.jsonl")),
                 c("wiki file malformed", 2, "wiki.jsonl:1", x -> wiki(x, "--step", "generate", "--wiki-file",
@@ -332,7 +333,7 @@ class BadInputsTest {
                     x.output("out.jsonl", done);
                     return flakyRun(x, "--fail-first", "1000").stream().toList();
                 }, (x, t) -> {
-                    List<JsonNode> records = records(x.path("out.jsonl"));
+                    List<JsonNode> records = TetherHomes.jsonLines(x.path("out.jsonl"));
                     assertThat(records).hasSize(3);
                     assertThat(records.getFirst().get("generation").asText()).isEqualTo("x");
                 }));
@@ -365,14 +366,6 @@ class BadInputsTest {
             at += p.length;
         }
         return all;
-    }
-
-    private static List<JsonNode> records(Path file) throws IOException {
-        List<JsonNode> records = new ArrayList<>();
-        for (String line : Files.readAllLines(file)) {
-            records.add(JSON.readTree(line));   // every line parses: no torn lines
-        }
-        return records;
     }
 
     @ParameterizedTest(name = "{0}")
@@ -497,7 +490,7 @@ class BadInputsTest {
             int exit = full.awaitExit(DEADLINE);
             List<String> errLines = full.err().lines().filter(l -> !l.isBlank()).toList();
             String first = errLines.isEmpty() ? "(nothing on stderr)" : errLines.getFirst().trim();
-            List<JsonNode> written = records(out);   // every line already written parses
+            List<JsonNode> written = TetherHomes.jsonLines(out);   // every line already written parses
             assertNoProcessesOf(home());
             String lost = Arrays.equals(inputBytes, Files.readAllBytes(in)) ? "no" : "input changed";
             ROWS.add(new Row(order, "disk fills up (64 KiB tmpfs; " + written.size() + " of " + n + " records fit)",
@@ -517,7 +510,7 @@ class BadInputsTest {
                     .as(new String(remount.getInputStream().readAllBytes())).isTrue();
             BackgroundTether resumed = tethers.start(null, args.toArray(String[]::new));
             assertThat(resumed.awaitExit(DEADLINE)).as("resume\nstdout:\n%s\nstderr:\n%s", resumed.out(), resumed.err()).isEqualTo(0);
-            List<JsonNode> all = records(out);
+            List<JsonNode> all = TetherHomes.jsonLines(out);
             assertThat(all).hasSize(n);
             assertThat(all.stream().map(r -> r.get("id").asInt()).distinct().count()).isEqualTo(n);
             assertThat(all).allSatisfy(r -> assertThat(r.get("generation").asText()).isEqualTo(FlakyOpenAiServer.TEXT));
