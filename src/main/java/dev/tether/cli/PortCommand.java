@@ -89,7 +89,8 @@ final class PortCommand implements java.util.concurrent.Callable<Integer> {
             case MANAGED -> "managed by tether (lease " + h.leaseId().orElseThrow() + ")";
             case ORPHAN -> "left by a tether that is gone (lease " + h.leaseId().orElseThrow()
                     + " no longer exists): an orphan; `tether port " + port + " --kill` stops it";
-            case FOREIGN -> "not managed by tether";
+            case FOREIGN -> h.leaseId().map(l -> "carries tether lease " + l + ", which this TETHER_HOME cannot read"
+                    + " (another home's server, or a damaged lease file): not managed here").orElse("not managed by tether");
         };
         return "Port " + port + " (" + h.address() + "): pid " + h.identity().pid() + ", user " + h.user()
                 + ", " + whose + "\n  " + h.command();

@@ -33,6 +33,11 @@ public final class PortListeners {
         return !listeningInodes(port).isEmpty();
     }
 
+    /** The inodes of the sockets listening on the port (no holders looked up: cheap, like {@link #isListening}). */
+    public static Set<Long> listeningSockets(int port) {
+        return Set.copyOf(listeningInodes(port).keySet());
+    }
+
     /** Listening sockets on the port with their holders. */
     public static List<Listener> find(int port) {
         Map<Long, Listener> sockets = listeningInodes(port);

@@ -11,10 +11,18 @@ public class ForeignPortException extends Exception {
         this.holder = holder;
     }
 
+    /** A listener that cannot be attributed to any visible process. */
+    public ForeignPortException(int port, String message) {
+        super(message);
+        this.port = port;
+        this.holder = null;
+    }
+
     public int port() {
         return port;
     }
 
+    /** The holder, or null when it is not visible. */
     public PortInspector.Holder holder() {
         return holder;
     }
@@ -24,6 +32,11 @@ public class ForeignPortException extends Exception {
                 + abbreviate(h.command());
         if (forced) {
             return who + " — it belongs to another user, and tether only stops its own user's processes";
+        }
+        if (h.leaseId().isPresent()) {
+            return who + " — started by a tether, but its lease " + h.leaseId().get() + " is not one this TETHER_HOME"
+                    + " can read (another home's tether manages it, or the lease file is damaged: `tether ps` lists"
+                    + " damaged leases), so it is left alone; run tether with --port auto to use another port";
         }
         return who + " — not started by tether, so it is left alone; run tether with --port auto to use another port,"
                 + " or `tether port " + port + " --kill --force` to stop it";

@@ -9,6 +9,7 @@ import dev.tether.proc.ProcessTree;
 import dev.tether.proc.StopReport;
 import dev.tether.proc.TreeStopper;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -24,11 +25,15 @@ public final class PortInspector {
 
     /** How a listener relates to tether. */
     public enum Ownership {
-        /** Carries a lease marker whose lease file exists: tether manages it. */
+        /** Carries a lease marker whose lease this home holds and can read: tether manages it, here. */
         MANAGED,
         /** Carries a lease marker but the lease is gone: left behind by a dead tether. */
         ORPHAN,
-        /** No marker: somebody else's process. */
+        /**
+         * Not this home's to manage: no marker (somebody else's process), or a marker whose lease lives under
+         * another {@code TETHER_HOME}, or whose lease file here cannot be read (damaged: nobody can say who
+         * owns it, so it is never taken as ours; {@code tether reap} deals with damaged leases).
+         */
         FOREIGN
     }
 
@@ -47,16 +52,39 @@ public final class PortInspector {
         for (PortListeners.Listener listener : PortListeners.find(port)) {
             for (ProcessIdentity id : listener.holders()) {
                 Optional<String> lease = ProcFs.environValue(id.pid(), Membership.LEASE_ENV);
-                // A server started under another TETHER_HOME carries that home: its lease lives there.
-                TetherHome leaseHome = ProcFs.environValue(id.pid(), TetherHome.ENV)
-                        .map(h -> new TetherHome(java.nio.file.Path.of(h))).orElse(home);
-                Ownership ownership = lease.map(l -> Files.exists(leaseHome.leases().resolve(l + ".json"))
-                        ? Ownership.MANAGED : Ownership.ORPHAN).orElse(Ownership.FOREIGN);
+                Ownership ownership = lease.map(l -> ownership(id.pid(), l)).orElse(Ownership.FOREIGN);
                 holders.add(new Holder(id, ProcFs.userName(id.pid()), ProcFs.commandLine(id.pid()),
                         listener.address(), lease, ownership));
             }
         }
         return holders;
+    }
+
+    /** What a process carrying lease marker {@code leaseId} is to this home. */
+    private Ownership ownership(int pid, String leaseId) {
+        // A server started under another TETHER_HOME carries that home: its lease lives there.
+        Path leaseHome = ProcFs.environValue(pid, TetherHome.ENV).map(Path::of).orElse(home.root());
+        boolean thisHome = sameDirectory(leaseHome, home.root());
+        Path file = new TetherHome(leaseHome).leases().resolve(leaseId + ".json");
+        if (!Files.exists(file)) {
+            return Ownership.ORPHAN;   // its lease is gone, wherever it lived: a dead tether's leftover
+        }
+        if (!thisHome) {
+            return Ownership.FOREIGN;  // another home's live tether manages it: not ours to use or stop
+        }
+        try {
+            return new LeaseStore(home).read(leaseId).isPresent() ? Ownership.MANAGED : Ownership.ORPHAN;
+        } catch (java.io.UncheckedIOException damaged) {
+            return Ownership.FOREIGN;
+        }
+    }
+
+    private static boolean sameDirectory(Path a, Path b) {
+        try {
+            return Files.isSameFile(a, b);
+        } catch (java.io.IOException e) {
+            return a.toAbsolutePath().normalize().equals(b.toAbsolutePath().normalize());
+        }
     }
 
     /**

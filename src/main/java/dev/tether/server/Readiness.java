@@ -1,11 +1,7 @@
 package dev.tether.server;
 
 import dev.tether.proc.PortListeners;
-import java.io.IOException;
 import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.time.Duration;
 
 /**
@@ -17,30 +13,16 @@ public interface Readiness {
 
     String describe();
 
-    /** Ready when {@code GET url} answers 2xx (vLLM and llama.cpp answer 503 while loading). */
+    /**
+     * Ready when {@code GET url} answers 2xx (vLLM and llama.cpp answer 503 while loading).
+     *
+     * <p>One plain HTTP/1.1 request per check on a fresh connection, status line only: the JDK's
+     * HttpClient costs tens of milliseconds to set up in a fresh JVM (its selector thread, TLS classes),
+     * which the user would wait for between the server's first healthy answer and {@code Ready:}.
+     * Local servers, plain HTTP: that is all a health check needs.
+     */
     static Readiness http(String url) {
-        HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2))
-                .version(HttpClient.Version.HTTP_1_1).build();
-        HttpRequest request = HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(5)).GET().build();
-        return new Readiness() {
-            @Override
-            public boolean isReady() {
-                try {
-                    int status = client.send(request, HttpResponse.BodyHandlers.discarding()).statusCode();
-                    return status >= 200 && status < 300;
-                } catch (IOException e) {
-                    return false;
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    return false;
-                }
-            }
-
-            @Override
-            public String describe() {
-                return "GET " + url + " answers 2xx";
-            }
-        };
+        return new HealthProbe(URI.create(url), Duration.ofSeconds(2), Duration.ofSeconds(5));
     }
 
     /** Ready when something listens on the port (for servers without a health endpoint). */

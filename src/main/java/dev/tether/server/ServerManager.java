@@ -250,7 +250,7 @@ public final class ServerManager implements AutoCloseable {
         return "t" + Long.toString(System.currentTimeMillis() / 1000 % 1_000_000, 36) + HexFormat.of().formatHex(random);
     }
 
-    private ServerHandle launch(ServerSpec spec, Lease lease) throws ServerStartException {
+    private ServerHandle launch(ServerSpec spec, Lease lease) throws ServerStartException, ForeignPortException {
         installHook();
         events.starting(lease);
         long t0 = System.nanoTime();
@@ -276,7 +276,7 @@ public final class ServerManager implements AutoCloseable {
         try {
             connection.started.get(SHIM_START.toMillis(), TimeUnit.MILLISECONDS);
             awaitReady(spec, current, connection, t0);
-        } catch (ServerStartException e) {
+        } catch (ServerStartException | ForeignPortException e) {
             handle.stop();
             throw e;
         } catch (ExecutionException | TimeoutException e) {
@@ -295,30 +295,10 @@ public final class ServerManager implements AutoCloseable {
         return handle;
     }
 
-    private void awaitReady(ServerSpec spec, Lease lease, ShimConnection connection, long t0) throws ServerStartException {
-        String url = ServerSpec.baseUrl(lease.host(), lease.port());
-        Readiness readiness = lease.healthPath() == null ? Readiness.listening(lease.port())
-                : Readiness.http(url + lease.healthPath());
-        Duration timeout = spec.profile().startupTimeout().minus(Duration.ofNanos(System.nanoTime() - t0));
-        String[] failure = new String[1];
-        boolean ready = Poll.until(() -> {
-            if (connection.exitCode() != null) {
-                failure[0] = "the server exited with code " + connection.exitCode() + " before it was ready";
-                return true;
-            }
-            if (!connection.shimAlive()) {
-                failure[0] = "the server's shim exited unexpectedly";
-                return true;
-            }
-            return readiness.isReady();
-        }, timeout.isNegative() ? Duration.ZERO : timeout, Duration.ofMillis(100));
-        if (failure[0] != null) {
-            throw new ServerStartException(failure[0], logTail(lease));
-        }
-        if (!ready) {
-            throw new ServerStartException("the server was not ready after " + spec.profile().startupTimeout().toSeconds()
-                    + " s (" + readiness.describe() + "); raise --startup-timeout for a slow model", logTail(lease));
-        }
+    private void awaitReady(ServerSpec spec, Lease lease, ShimConnection connection, long t0)
+            throws ServerStartException, ForeignPortException {
+        Duration startup = spec.profile().startupTimeout();
+        new ReadyWait(store, lease, connection).await(startup.minus(Duration.ofNanos(System.nanoTime() - t0)), startup);
     }
 
     /** The last lines of a server's log (for errors). */
