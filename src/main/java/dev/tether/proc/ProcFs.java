@@ -161,4 +161,28 @@ public final class ProcFs {
         }
         return inodes;
     }
+
+    /**
+     * The children of a process, from {@code /proc/<pid>/task/<tid>/children} (a few small reads; no scan
+     * of every process). Empty when it is gone.
+     */
+    public static List<Integer> children(int pid) {
+        List<Integer> children = new ArrayList<>();
+        try (DirectoryStream<Path> tasks = Files.newDirectoryStream(PROC.resolve(pid + "/task"))) {
+            for (Path task : tasks) {
+                try {
+                    for (String word : Files.readString(task.resolve("children")).trim().split("\\s+")) {
+                        if (!word.isEmpty()) {
+                            children.add(Integer.parseInt(word));
+                        }
+                    }
+                } catch (IOException | RuntimeException e) {
+                    // the thread ended meanwhile
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // gone
+        }
+        return children;
+    }
 }

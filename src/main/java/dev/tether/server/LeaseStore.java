@@ -22,8 +22,11 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.UnaryOperator;
 
 /**
- * Lease files under {@code $TETHER_HOME/leases}. Each write goes to a temporary file that is synced
- * and then renamed over the lease, so a reader never sees half a lease. Decisions that read and then
+ * Lease files under {@code $TETHER_HOME/leases}. Each write goes to a temporary file that is then
+ * renamed over the lease, so a reader never sees half a lease. No fsync: a lease describes live processes,
+ * and after a crash of the machine none of them lives (the boot id says so), so durability buys nothing,
+ * while an fsync on a busy disk cost up to tens of ms between a server's first healthy answer and
+ * {@code Ready:}. A lease that a power loss left torn is reported as damaged like any other. Decisions that read and then
  * write (claiming a port, updating a lease) run under {@link #locked}: an exclusive lock on
  * {@code leases/.lock} between processes, plus a lock inside this JVM (file locks are per process).
  */
@@ -73,7 +76,6 @@ public final class LeaseStore {
                 while (buffer.hasRemaining()) {
                     out.write(buffer);
                 }
-                out.force(true);
             }
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {

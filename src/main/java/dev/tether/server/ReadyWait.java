@@ -108,6 +108,9 @@ final class ReadyWait {
      * the sockets changed while we looked (the caller looks again).
      */
     private boolean ours(Set<Long> sockets) throws ForeignPortException {
+        if (heldByShimDescendants(sockets)) {
+            return true;
+        }
         Set<Integer> tree = null;
         for (PortListeners.Listener listener : PortListeners.find(lease.port())) {
             if (!sockets.contains(listener.inode())) {
@@ -132,6 +135,28 @@ final class ReadyWait {
             }
         }
         return true;
+    }
+
+    /**
+     * The quick answer, in a few reads: every listening socket is held by a descendant of the server's shim
+     * (its subreaper, so escaped daemons are its children too). Otherwise the full look below names who
+     * holds it.
+     */
+    private boolean heldByShimDescendants(Set<Long> sockets) {
+        if (lease.shim() == null) {
+            return false;
+        }
+        Set<Long> unheld = new HashSet<>(sockets);
+        java.util.ArrayDeque<Integer> queue = new java.util.ArrayDeque<>(ProcFs.children(lease.shim().pid()));
+        Set<Integer> seen = new HashSet<>();
+        while (!queue.isEmpty() && !unheld.isEmpty()) {
+            int pid = queue.poll();
+            if (seen.add(pid)) {
+                ProcFs.socketInodes(pid).forEach(unheld::remove);
+                queue.addAll(ProcFs.children(pid));
+            }
+        }
+        return unheld.isEmpty() && lease.shim().isAlive();
     }
 
     private Set<Integer> members() {
