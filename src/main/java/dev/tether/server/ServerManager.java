@@ -72,7 +72,7 @@ public final class ServerManager implements AutoCloseable {
         this.home = home.ensure();
         this.store = new LeaseStore(home);
         this.events = events == null ? ServerEvents.NONE : events;
-        this.shimCache = new ShimCache(home, SHIM_JVM_FLAGS, JavaCommand.classpath());
+        this.shimCache = ShimCache.forThisTether();
     }
 
     ShimCache shimCache() {
@@ -291,7 +291,6 @@ public final class ServerManager implements AutoCloseable {
         Lease ready = store.update(lease.id(), l -> l.withState(Lease.State.READY)).orElse(current);
         events.ready(ready, ServerSpec.baseUrl(ready.host(), ready.port()), Duration.ofNanos(System.nanoTime() - t0));
         handle.updateLease(ready);
-        shimCache.trainInBackground();   // once per tether build and JDK: the next shims start faster
         return handle;
     }
 
@@ -419,7 +418,6 @@ public final class ServerManager implements AutoCloseable {
     }
 
     private void stopAll() {
-        shimCache.cancel();
         List<ServerHandle> handles = new ArrayList<>(owned);
         java.util.Collections.reverse(handles);
         for (ServerHandle handle : handles) {

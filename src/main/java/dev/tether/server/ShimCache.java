@@ -41,7 +41,12 @@ import java.util.stream.Stream;
  * The shim's AOT cache (JEP 483, created in one training run as JEP 514 allows), which halves the
  * shim's start (DESIGN 3.5: "the shim's cost ... kept low"; figures in BENCHMARKS.md).
  *
- * <p>The cache is {@code $TETHER_HOME/cache/shim-<version>-jdk<version>-<key>.aot}, where the key
+ * <p>The cache is created at build time, never while tether runs: the launcher ({@code ./tether}) runs
+ * {@link #main} right after it built {@code target/tether.jar}, under its build lock (issue 10, item 8: a
+ * training in the background at run time outlived a killed tether and left 26 MB files behind). At run
+ * time tether only looks the file up; without one, shims simply start without it.
+ *
+ * <p>The cache is {@code shim-<version>-jdk<version>-<key>.aot} beside tether's jar, where the key
  * hashes the JDK (home and build), tether's version, the shim's JVM flags and its class path with every
  * jar's size and modification time: a new tether build, another JDK or other flags never meet a stale
  * cache, they make their own. Safety:
@@ -65,7 +70,6 @@ import java.util.stream.Stream;
  */
 final class ShimCache {
     static final String SWITCH_PROPERTY = "tether.shim.aot";
-    private static final Set<Path> TRAINING_HERE = ConcurrentHashMap.newKeySet();
     private static final Duration TRAINING_DEADLINE = Duration.ofSeconds(120);
 
     private final Path dir;
@@ -74,18 +78,43 @@ final class ShimCache {
     private Path file;
     private String disabled;
     private boolean resolved;
-    private volatile Spawned trainer;
-    private volatile boolean cancelled;
-    private volatile boolean attempted;
 
     /**
+     * @param dir       where the cache lives (null: nowhere, no cache)
      * @param jvmFlags  the shim's own JVM flags (the training run uses the same)
      * @param classpath the shim's class path, as {@link JavaCommand} passes it
      */
-    ShimCache(TetherHome home, List<String> jvmFlags, String classpath) {
-        this.dir = home.root().resolve("cache");
+    ShimCache(Path dir, List<String> jvmFlags, String classpath) {
+        this.dir = dir;
         this.jvmFlags = List.copyOf(jvmFlags);
         this.classpath = classpath;
+    }
+
+    /** The cache of the shims of this tether: beside the jar the class path starts with (none for classes in a directory). */
+    static ShimCache forThisTether() {
+        return new ShimCache(besideJar(JavaCommand.classpath()), ServerManager.SHIM_JVM_FLAGS, JavaCommand.classpath());
+    }
+
+    static Path besideJar(String classpath) {
+        String first = classpath.split(File.pathSeparator)[0];
+        Path jar = Path.of(first).toAbsolutePath();
+        return first.endsWith(".jar") && Files.isRegularFile(jar) ? jar.getParent() : null;
+    }
+
+    /**
+     * The launcher's build step: {@code java -cp target/tether.jar dev.tether.server.ShimCache} creates the
+     * cache for this build and JDK if it is missing. Says nothing unless it fails; exits 0 either way (a
+     * missing cache only makes shims start slower).
+     */
+    public static void main(String[] args) throws Exception {
+        ShimCache cache = forThisTether();
+        String outcome = cache.train();
+        if (outcome.startsWith("no cache")) {
+            if (cache.file() != null) {
+                Files.writeString(cache.failedMarker(), outcome + System.lineSeparator());
+            }
+            System.err.println("tether: the shim's start cache was not created (" + outcome + "); servers start without it");
+        }
     }
 
     /** Names the cache file on first use (it stats the class path: not worth doing for `tether ps`). */
@@ -96,6 +125,11 @@ final class ShimCache {
         resolved = true;
         if ("false".equalsIgnoreCase(System.getProperty(SWITCH_PROPERTY, "true"))) {
             disabled = "turned off (-D" + SWITCH_PROPERTY + "=false)";
+            return;
+        }
+        if (dir == null) {
+            disabled = "the class path does not start with tether's jar (" + classpath.split(File.pathSeparator)[0]
+                    + "): the JVM caches classes from jars only";
             return;
         }
         try {
@@ -130,43 +164,6 @@ final class ShimCache {
     /** Where a failed training says why; while it exists, this cache file is not trained for again. */
     private Path failedMarker() {
         return Path.of(file + ".failed");
-    }
-
-    /** Creates the cache on a background thread if it is missing and nobody else is creating it. */
-    void trainInBackground() {
-        if (attempted || cancelled || file() == null || ready() || Files.exists(failedMarker())
-                || !TRAINING_HERE.add(file)) {
-            return;
-        }
-        attempted = true;   // once per manager, whatever the outcome
-        Thread.ofPlatform().daemon().name("tether-shim-aot").start(() -> {
-            try {
-                String outcome = train();
-                if (outcome.startsWith("no cache") && !cancelled) {
-                    Files.writeString(failedMarker(), outcome + System.lineSeparator());
-                }
-            } catch (IOException | RuntimeException e) {
-                // no cache: shims start without one
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            } finally {
-                TRAINING_HERE.remove(file);
-            }
-        });
-    }
-
-    /** The training shim while one runs (for tests). */
-    Spawned trainingProcess() {
-        return trainer;
-    }
-
-    /** Stops a training run of this instance that is still going (its whole process tree). */
-    void cancel() {
-        cancelled = true;
-        Spawned t = trainer;
-        if (t != null && t.process().isAlive()) {
-            TreeStopper.stop(new ProcessTree(Membership.of(t)), Duration.ofMillis(200));
-        }
     }
 
     /**
@@ -234,11 +231,7 @@ final class ShimCache {
         } catch (SpawnException e) {
             return e.getMessage();
         }
-        trainer = shim;
         try {
-            if (cancelled) {
-                return "cancelled";
-            }
             ShimConnection connection = new ShimConnection(shim, System.nanoTime());
             try {
                 connection.started.get(TRAINING_DEADLINE.toMillis(), TimeUnit.MILLISECONDS);
@@ -259,7 +252,6 @@ final class ShimCache {
             if (shim.process().isAlive() || new ProcessTree(Membership.of(shim)).members().size() > 0) {
                 TreeStopper.stop(new ProcessTree(Membership.of(shim)), Duration.ofMillis(200));
             }
-            trainer = null;
         }
     }
 

@@ -51,7 +51,7 @@ class ShimCacheTest {
     }
 
     private ShimCache cache(Path home) {
-        return new ShimCache(new TetherHome(home), FLAGS, jarClasspath);
+        return new ShimCache(home.resolve("cache"), FLAGS, jarClasspath);
     }
 
     /** Starts a shim (with the cache's flags) managing {@code sleep 60}; returns once it reported "started". */
@@ -84,9 +84,10 @@ class ShimCacheTest {
 
     @Test
     void aClassPathWithADirectoryHasNoCache() {
-        ShimCache cache = new ShimCache(new TetherHome(dir), FLAGS, JavaCommand.classpath());
+        ShimCache cache = new ShimCache(dir, FLAGS, JavaCommand.classpath());
         assertThat(cache.file()).isNull();
         assertThat(cache.whyDisabled()).contains("directory");
+        assertThat(ShimCache.besideJar(JavaCommand.classpath())).as("tests run from target/test-classes").isNull();
         assertThat(cache.flags()).isEmpty();
     }
 
@@ -108,7 +109,7 @@ class ShimCacheTest {
         assertThat(cache(dir).file()).isEqualTo(before);
         List<String> otherFlags = new ArrayList<>(FLAGS);
         otherFlags.add("-Xmx128m");
-        assertThat(new ShimCache(new TetherHome(dir), otherFlags, jarClasspath).file()).isNotEqualTo(before);
+        assertThat(new ShimCache(dir.resolve("cache"), otherFlags, jarClasspath).file()).isNotEqualTo(before);
         Path jar = Path.of(jarClasspath.split(":")[0]);
         FileTime was = Files.getLastModifiedTime(jar);
         try {
@@ -215,40 +216,33 @@ class ShimCacheTest {
     }
 
     @Test
-    void cancellingATrainingLeavesNoProcessAndNoCache() throws Exception {
-        Path home = dir.resolve("home");
-        ShimCache cache = cache(home);
-        try (ExecutorService pool = Executors.newSingleThreadExecutor()) {
-            Future<String> training = pool.submit(cache::train);
-            assertThat(dev.tether.proc.Poll.until(() -> cache.trainingProcess() != null || training.isDone(),
-                    Duration.ofSeconds(30))).isTrue();
-            cache.cancel();
-            assertThat(training.get(60, TimeUnit.SECONDS)).startsWith("no cache");
-        }
-        assertThat(cache.ready()).isFalse();
-        // LeakCheck fails this test if the training shim, or the JVM that writes its cache, is still alive.
-    }
-
-    @Test
-    void aManagerCreatesTheCacheAfterItsFirstServerIsReadyAndItsNextShimUsesIt() throws Exception {
+    void aManagerNeverCreatesTheCacheButUsesTheOneBesideTheJar() throws Exception {
         Path home = dir.resolve("home");
         String before = System.getProperty("tether.classpath");
         System.setProperty("tether.classpath", jarClasspath);
+        ShimCache built = new ShimCache(ShimCache.besideJar(jarClasspath), FLAGS, jarClasspath);
         try (ServerManager manager = new ServerManager(new TetherHome(home), ServerEvents.NONE)) {
-            ShimCache cache = manager.shimCache();
-            assertThat(cache.file()).isNotNull();
+            assertThat(manager.shimCache().file()).isEqualTo(built.file());
+            Files.deleteIfExists(built.file());
             Profile profile = ServerManagerTest.healthServer();
+            // No cache: the shim starts without one, and nothing is trained at run time (issue 10, item 8).
             try (ServerHandle first = manager.start(ServerManagerTest.spec(profile, ServerSpec.AUTO_PORT))) {
-                assertThat(mapsFile(first.connection().shim(), cache.file())).isFalse();
-                assertThat(dev.tether.proc.Poll.until(cache::ready, Duration.ofSeconds(90), Duration.ofMillis(50)))
-                        .as("the cache appears").isTrue();
+                assertThat(mapsFile(first.connection().shim(), built.file())).isFalse();
             }
+            assertThat(built.file()).doesNotExist();
+            assertThat(home.resolve("cache")).doesNotExist();
+            try (Stream<Path> files = Files.list(built.file().getParent())) {
+                assertThat(files.map(p -> p.getFileName().toString())).noneMatch(n -> n.startsWith("train-") || n.endsWith(".tmp"));
+            }
+
+            // What the launcher's build step does; the next shim maps it.
+            assertThat(built.train()).startsWith("created");
             try (ServerHandle second = manager.start(ServerManagerTest.spec(profile, ServerSpec.AUTO_PORT))) {
-                assertThat(mapsFile(second.connection().shim(), cache.file())).as("the next shim maps it").isTrue();
-                assertThat(second.connection().startup()).isPresent();
+                assertThat(mapsFile(second.connection().shim(), built.file())).as("the next shim maps it").isTrue();
             }
         } finally {
             System.setProperty("tether.classpath", before);
+            Files.deleteIfExists(built.file());
         }
     }
 }
