@@ -190,6 +190,7 @@ final class RunCommand implements Callable<Integer> {
                 };
                 results.add(result);
                 out.println(result.summary());
+                result.report().forEach(out::println);
                 out.flush();
             }
         } catch (InputException e) {
@@ -201,6 +202,15 @@ final class RunCommand implements Callable<Integer> {
                     + "command: it resumes after the last complete record", e);
         }
         long failures = results.stream().mapToLong(StepResult::failures).sum();
+        List<String> problems = results.stream().map(StepResult::problem).filter(java.util.Objects::nonNull).toList();
+        if (failures == 0 && !problems.isEmpty()) {
+            out.println("Done, but the results are not usable (see the line on stderr).");
+            out.flush();
+            PrintWriter errLine = spec.commandLine().getErr();
+            errLine.println("tether: " + String.join("; ", problems));
+            errLine.flush();
+            return ExitCode.JOB_FAILED;
+        }
         if (failures > 0) {
             out.println("Done with " + failures + " failed records (kept as failure records; re-run the same command to retry them).");
             out.flush();
@@ -210,7 +220,8 @@ final class RunCommand implements Callable<Integer> {
                     .collect(java.util.stream.Collectors.joining("; "));
             PrintWriter errLine = spec.commandLine().getErr();
             errLine.println("tether: " + failures + (failures == 1 ? " record" : " records") + " failed (" + where
-                    + "; each failure record's \"error\" says why); re-run the same command to retry them");
+                    + "; each failure record's \"error\" says why); re-run the same command to retry them"
+                    + (problems.isEmpty() ? "" : "; " + String.join("; ", problems)));
             errLine.flush();
             return ExitCode.JOB_FAILED;
         }

@@ -329,30 +329,59 @@ public final class PreciseWikiQa {
 
     // ---------------------------------------------------------------- eval
 
-    /** The judged outcome of a run: the metrics and their counts. */
+    /**
+     * The judged outcome of a run: the metrics and their counts. A rate whose denominator is 0 (nothing judged) has no
+     * value: null in eval_results.json and "n/a" in the line, never 0, which would read as "no hallucination".
+     */
     public record Metrics(int total, int abstained, int answered, int correct, int incorrect, int unverifiable,
                           int unparsedAbstention, int unparsedVerdict, int failedGenerations) {
-        /** Hallucinated (incorrect or unverifiable) among answered ones with a readable verdict. */
-        public double haluRate() {
+        /** Hallucinated (incorrect or unverifiable) among answered ones with a readable verdict; null when there are none. */
+        public Double haluRate() {
             int judged = correct + incorrect + unverifiable;
-            return judged == 0 ? 0 : (incorrect + unverifiable) / (double) judged;
+            return judged == 0 ? null : (incorrect + unverifiable) / (double) judged;
         }
 
-        public double refusalRate() {
+        /** Abstained among samples with a readable abstention verdict; null when there are none. */
+        public Double refusalRate() {
             int decided = abstained + answered;
-            return decided == 0 ? 0 : abstained / (double) decided;
+            return decided == 0 ? null : abstained / (double) decided;
         }
 
-        public double correctRate() {
+        public Double correctRate() {
             int decided = abstained + answered;
-            return decided == 0 ? 0 : correct / (double) decided;
+            return decided == 0 ? null : correct / (double) decided;
+        }
+
+        /** Samples that ended with a verdict that could be read: abstained, correct, incorrect or unverifiable. */
+        public int readable() {
+            return abstained + correct + incorrect + unverifiable;
+        }
+
+        /** Samples whose verdict (abstention, or hallucination after "not abstaining") could not be read. */
+        public int unparsed() {
+            return unparsedAbstention + unparsedVerdict;
         }
 
         public String summary() {
-            return String.format("halu_rate %.3f, refusal_rate %.3f, correct_rate %.3f (%d samples: %d abstained, %d correct, "
+            return String.format("halu_rate %s, refusal_rate %s, correct_rate %s (%d samples: %d abstained, %d correct, "
                             + "%d incorrect, %d unverifiable; unparsed verdicts: %d abstention, %d hallucination; %d failed generations)",
-                    haluRate(), refusalRate(), correctRate(), total, abstained, correct, incorrect, unverifiable,
-                    unparsedAbstention, unparsedVerdict, failedGenerations);
+                    rate(haluRate()), rate(refusalRate()), rate(correctRate()), total, abstained, correct, incorrect,
+                    unverifiable, unparsedAbstention, unparsedVerdict, failedGenerations);
+        }
+
+        /** The loud line when more than half of the samples have no readable verdict, else null. */
+        public String warning(String judge) {
+            if (total == 0 || unparsed() * 2 <= total) {
+                return null;
+            }
+            return "WARNING: the verdicts of " + unparsed() + " of " + total + " samples could not be read (the judge "
+                    + judge + " did not answer in the expected format); "
+                    + (readable() == 0 ? "there are no metrics" : "the metrics rest on " + readable() + " samples only")
+                    + ". The judge's raw replies are in eval_results.json (\"samples\").";
+        }
+
+        private static String rate(Double r) {
+            return r == null ? "n/a" : String.format("%.3f", r);
         }
     }
 
@@ -393,8 +422,9 @@ public final class PreciseWikiQa {
         List<ObjectNode> answered = samples.stream()
                 .filter(s -> Verdicts.abstention(abstainReplies.get(s.get("index").asInt())).orElse(true) == Boolean.FALSE)
                 .toList();
+        List<String> report = new ArrayList<>();
         if (answered.isEmpty()) {
-            c.err().println("eval: no answer to judge for hallucination (every sample abstained, or its abstention verdict could not be read)");
+            report.add("eval: no answer to judge for hallucination (every sample abstained, or its abstention verdict could not be read)");
         } else {
             judge(c, judge, "eval: hallucination", answered, haluRaw, counters,
                     sample -> Templates.hallucination(sample.get("prompt").asText(), sample.get("answer").asText(),
@@ -403,9 +433,17 @@ public final class PreciseWikiQa {
         Map<Integer, String> haluReplies = replies(haluRaw);
         Path results = dir.resolve("eval_results.json");
         Metrics metrics = writeResults(results, model, judge, samples, abstainReplies, haluReplies, failedGenerations);
-        c.err().println("eval: " + metrics.summary());
+        report.add("eval: " + metrics.summary());
+        String warning = metrics.warning(judge);
+        if (warning != null) {
+            report.add("eval: " + warning);
+        }
+        // Metrics from no verdict at all are no result: the run fails (exit 1) rather than report rates it does not have.
+        String problem = metrics.readable() > 0 || metrics.total() == 0 ? null
+                : "eval: none of the " + metrics.total() + " verdicts of the judge " + judge + " could be read, so there are "
+                        + "no metrics (n/a in " + results + "); use a judge that answers in the expected format (--judge M)";
         return new StepResult("eval", samples.size(), failed.get(), resumed, promptTokens.get(), completionTokens.get(),
-                Duration.ofNanos(System.nanoTime() - t0), results.toString());
+                Duration.ofNanos(System.nanoTime() - t0), results.toString(), report, problem);
     }
 
     /**
