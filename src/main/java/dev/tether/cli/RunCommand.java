@@ -143,6 +143,16 @@ final class RunCommand implements Callable<Integer> {
                 throw new InputException("generations not found: " + PreciseWikiQa.modelDir(outputDir, model).resolve("generation.jsonl")
                         + " (run --step inference first, with the same --model and --output-dir)");
             }
+            // A resume must not mix models or settings in one file: refused here, before any server starts.
+            if (task.equals("prompts")) {
+                promptsOptions(model).checkResume();
+            } else {
+                PreciseWikiQa.Context unstarted = new PreciseWikiQa.Context(outputDir, null, concurrency, !noResume, seed,
+                        maxTokens, err);
+                for (String s : steps) {
+                    PreciseWikiQa.checkResume(unstarted, s, model, qGen, judgeModel);
+                }
+            }
         } catch (InputException e) {
             throw CliError.usage(e.getMessage());
         }
@@ -164,8 +174,7 @@ final class RunCommand implements Callable<Integer> {
                     maxTokens, err);
             for (String s : steps) {
                 String stepModel = modelFor(s, model, qGen, judgeModel);
-                PromptsTask.Options prompts = new PromptsTask.Options(input, promptsOutput(model), model, maxTokens,
-                        temperature, !noResume, concurrency);
+                PromptsTask.Options prompts = promptsOptions(model);
                 // Each step finds out from its files whether it has anything left to send before a server starts
                 // (for --step all, after the step before it has written its output).
                 Work work = switch (s) {
@@ -246,6 +255,10 @@ final class RunCommand implements Callable<Integer> {
         } catch (ForeignPortException | PortInUseException e) {
             throw new CliError(ExitCode.PORT_HELD, e.getMessage());
         }
+    }
+
+    private PromptsTask.Options promptsOptions(String model) {
+        return new PromptsTask.Options(input, promptsOutput(model), model, maxTokens, temperature, !noResume, concurrency);
     }
 
     private Path promptsOutput(String model) {

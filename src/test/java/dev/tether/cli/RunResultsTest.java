@@ -112,4 +112,77 @@ class RunResultsTest {
         assertThat(results.get("halu_rate").asDouble()).isEqualTo(0.0);
         assertThat(results.get("correct_rate").asDouble()).isEqualTo(1.0);
     }
+
+    // ------------------------------------------------------------------ 10: a resume must not mix models or settings
+
+    /** Exit 2 with one line on stderr that names the difference and both ways on, and no server started. */
+    private void refused(BackgroundTether run, String difference, String elsewhere) {
+        assertThat(run.err().lines().filter(l -> !l.isBlank()).toList()).as(run.err()).hasSize(1).first().asString()
+                .startsWith("tether: ").contains("holds records made with other settings").contains(difference)
+                .contains("--no-resume").contains(elsewhere);
+        assertThat(run.out()).doesNotContain("Starting server");
+    }
+
+    @Test
+    void promptsRefuseToResumeWithAnotherModelOrSettings() throws Exception {
+        Path input = dir.resolve("prompts.jsonl");
+        Files.writeString(input, "{\"id\":\"a\",\"prompt\":\"Hello\"}\n{\"prompt\":\"Hi\",\"max_tokens\":3}\n");
+        Path output = dir.resolve("gens.jsonl");
+        String command = server(null);
+        List<String> base = List.of("run", "--task", "prompts", "--command", command, "--input", input.toString(),
+                "--output", output.toString(), "--port", "auto");
+        java.util.function.Function<List<String>, String[]> with = extra -> {
+            List<String> all = new ArrayList<>(base);
+            all.addAll(extra);
+            return all.toArray(String[]::new);
+        };
+        finish(0, with.apply(List.of("--model", "m")));
+        assertThat(TetherHomes.jsonLines(output)).hasSize(2).allSatisfy(r -> {
+            assertThat(r.get("produced_by").get("model").asText()).isEqualTo("m");
+            assertThat(r.get("produced_by").get("max_tokens").asInt()).isEqualTo(128);
+            assertThat(r.get("produced_by").get("temperature").asDouble()).isEqualTo(0.0);
+        });
+        String before = Files.readString(output);
+
+        refused(finish(2, with.apply(List.of("--model", "other"))), "--model m there, other now", "--output");
+        refused(finish(2, with.apply(List.of("--model", "m", "--max-tokens", "64"))), "--max-tokens 128 there, 64 now",
+                "--output");
+        refused(finish(2, with.apply(List.of("--model", "m", "--temperature", "0.5"))), "--temperature 0.0 there, 0.5 now",
+                "--output");
+        assertThat(Files.readString(output)).as("a refused resume changes nothing").isEqualTo(before);
+        // The same settings resume (nothing to do); --no-resume starts over with the new ones.
+        assertThat(finish(0, with.apply(List.of("--model", "m"))).out()).contains("nothing to do");
+        finish(0, with.apply(List.of("--model", "m", "--max-tokens", "64", "--no-resume")));
+        assertThat(TetherHomes.jsonLines(output)).hasSize(2)
+                .allSatisfy(r -> assertThat(r.get("produced_by").get("max_tokens").asInt()).isEqualTo(64));
+    }
+
+    @Test
+    void evalRefusesToResumeWithAnotherJudgeAndInferenceWithOtherSettings() throws Exception {
+        writeQuestions(questions(), 2);
+        String command = server(READABLE_JUDGE);
+        finish(0, wiki(command, "--step", "all", "--N", "2"));
+        assertThat(TetherHomes.jsonLines(modelDir().resolve("generation.jsonl"))).hasSize(2).allSatisfy(r -> {
+            assertThat(r.get("produced_by").get("model").asText()).isEqualTo("m");
+            assertThat(r.get("produced_by").get("max_tokens").asInt()).isEqualTo(128);
+        });
+        assertThat(TetherHomes.jsonLines(modelDir().resolve("abstain_eval_raw.jsonl")))
+                .allSatisfy(r -> assertThat(r.get("produced_by").get("judge").asText()).isEqualTo("m"));
+        Path results = modelDir().resolve("eval_results.json");
+        String before = Files.readString(results);
+
+        refused(finish(2, wiki(command, "--step", "eval", "--N", "2", "--judge", "j2")), "--judge m there, j2 now",
+                "--output-dir");
+        assertThat(Files.readString(results)).as("the old verdicts keep their judge").isEqualTo(before);
+        refused(finish(2, wiki(command, "--step", "inference", "--N", "2", "--max-tokens", "50")),
+                "--max-tokens 128 there, 50 now", "--output-dir");
+        refused(finish(2, wiki(command, "--step", "all", "--N", "2", "--judge", "j2")), "--judge m there, j2 now",
+                "--output-dir");
+
+        var again = finish(0, wiki(command, "--step", "eval", "--N", "2", "--judge", "j2", "--no-resume"));
+        assertThat(again.out()).contains("Starting server");
+        assertThat(JSON.readTree(results.toFile()).get("evaluator_abstention").asText()).isEqualTo("j2");
+        assertThat(TetherHomes.jsonLines(modelDir().resolve("abstain_eval_raw.jsonl")))
+                .allSatisfy(r -> assertThat(r.get("produced_by").get("judge").asText()).isEqualTo("j2"));
+    }
 }

@@ -7,6 +7,7 @@ import dev.tether.client.Completion;
 import dev.tether.client.OpenAiClient;
 import dev.tether.pipeline.InputException;
 import dev.tether.pipeline.Jsonl;
+import dev.tether.pipeline.ProducedBy;
 import dev.tether.pipeline.Progress;
 import dev.tether.pipeline.Requests;
 import dev.tether.pipeline.ResumableOutput;
@@ -68,6 +69,47 @@ public final class PreciseWikiQa {
 
     public static Path modelDir(Path outputDir, String model) {
         return outputDir.resolve("precisewikiqa").resolve(modelName(model));
+    }
+
+    // ---------------------------------------------------------------- provenance
+
+    /** What made a question: the q-generator and the draws' seed (its sampling settings are tether's own). */
+    static ProducedBy questionsMadeBy(String qGenerator, long seed) {
+        return new ProducedBy().with("model", qGenerator, "--q-generator").with("max_tokens", MAX_TOKENS_QUESTION, null)
+                .with("temperature", 0.7, null).with("seed", seed, "--seed");
+    }
+
+    static ProducedBy generationsMadeBy(String model, int maxTokens) {
+        return new ProducedBy().with("model", model, "--model").with("max_tokens", maxTokens, "--max-tokens")
+                .with("temperature", 0.0, null);
+    }
+
+    static ProducedBy verdictsMadeBy(String judge) {
+        return new ProducedBy().with("judge", judge, "--judge").with("max_tokens", MAX_TOKENS_JUDGE, null)
+                .with("temperature", 0.0, null);
+    }
+
+    /**
+     * Refuses (an input error, before any server starts) to resume a step into files whose records were made by
+     * another model or with other settings. Nothing to check when the run starts over.
+     */
+    public static void checkResume(Context c, String step, String model, String qGenerator, String judge)
+            throws InputException {
+        if (!c.resume()) {
+            return;
+        }
+        switch (step) {
+            case "generate" -> questionsMadeBy(qGenerator, c.seed()).check(step, questionsFile(c.outputDir(), qGenerator),
+                    "--output-dir");
+            case "inference" -> generationsMadeBy(model, c.maxTokens()).check(step,
+                    modelDir(c.outputDir(), model).resolve("generation.jsonl"), "--output-dir");
+            case "eval" -> {
+                for (String raw : List.of("abstain_eval_raw.jsonl", "halu_eval_raw.jsonl")) {
+                    verdictsMadeBy(judge).check(step, modelDir(c.outputDir(), model).resolve(raw), "--output-dir");
+                }
+            }
+            default -> throw new IllegalArgumentException(step);
+        }
     }
 
     // ---------------------------------------------------------------- generate
@@ -143,6 +185,7 @@ public final class PreciseWikiQa {
                                 record.put("prompt", question);
                                 record.put("answer", answer.get());
                                 record.put("candidate", candidate);
+                                questionsMadeBy(qGenerator, c.seed()).stamp(record);
                                 out.append(record);
                                 have.get(chosenBucket).incrementAndGet();
                                 progress.step();
@@ -298,6 +341,7 @@ public final class PreciseWikiQa {
         AtomicLong failed = new AtomicLong();
         AtomicLong promptTokens = new AtomicLong();
         AtomicLong completionTokens = new AtomicLong();
+        ProducedBy producedBy = generationsMadeBy(model, c.maxTokens());
         try (ResumableOutput out = ResumableOutput.open(file, c.resume(), PreciseWikiQa::indexKey);
              Progress progress = new Progress("inference", n, c.err())) {
             long resumed = out.resumed();
@@ -306,6 +350,7 @@ public final class PreciseWikiQa {
                     .filter(q -> !out.done().contains(q.get("index").asText()))
                     .map(q -> (Workers.Job) () -> {
                         ObjectNode record = q.deepCopy();
+                        producedBy.stamp(record);
                         try {
                             Completion answer = c.client().complete(Requests.request(model, null,
                                     Requests.user(Templates.answer(q.get("prompt").asText())),
@@ -516,6 +561,7 @@ public final class PreciseWikiQa {
             Workers.run(samples.stream().filter(s -> !out.done().contains(s.get("index").asText()))
                     .map(s -> (Workers.Job) () -> {
                         ObjectNode raw = Jsonl.JSON.createObjectNode().put("index", s.get("index").asInt());
+                        verdictsMadeBy(judge).stamp(raw);
                         try {
                             Completion r = c.client().complete(Requests.request(judge, null, Requests.user(prompt.apply(s)),
                                     MAX_TOKENS_JUDGE, 0.0, 1.0, List.of(), null));
