@@ -143,6 +143,16 @@ final class RunCommand implements Callable<Integer> {
                 throw new InputException("generations not found: " + PreciseWikiQa.modelDir(outputDir, model).resolve("generation.jsonl")
                         + " (run --step inference first, with the same --model and --output-dir)");
             }
+            // A resume must not mix models or settings in one file: refused here, before any server starts.
+            if (task.equals("prompts")) {
+                promptsOptions(model).checkResume();
+            } else {
+                PreciseWikiQa.Context unstarted = new PreciseWikiQa.Context(outputDir, null, concurrency, !noResume, seed,
+                        maxTokens, err);
+                for (String s : steps) {
+                    PreciseWikiQa.checkResume(unstarted, s, model, qGen, judgeModel);
+                }
+            }
         } catch (InputException e) {
             throw CliError.usage(e.getMessage());
         }
@@ -164,8 +174,7 @@ final class RunCommand implements Callable<Integer> {
                     maxTokens, err);
             for (String s : steps) {
                 String stepModel = modelFor(s, model, qGen, judgeModel);
-                PromptsTask.Options prompts = new PromptsTask.Options(input, promptsOutput(model), model, maxTokens,
-                        temperature, !noResume, concurrency);
+                PromptsTask.Options prompts = promptsOptions(model);
                 // Each step finds out from its files whether it has anything left to send before a server starts
                 // (for --step all, after the step before it has written its output).
                 Work work = switch (s) {
@@ -190,6 +199,7 @@ final class RunCommand implements Callable<Integer> {
                 };
                 results.add(result);
                 out.println(result.summary());
+                result.report().forEach(out::println);
                 out.flush();
             }
         } catch (InputException e) {
@@ -201,6 +211,15 @@ final class RunCommand implements Callable<Integer> {
                     + "command: it resumes after the last complete record", e);
         }
         long failures = results.stream().mapToLong(StepResult::failures).sum();
+        List<String> problems = results.stream().map(StepResult::problem).filter(java.util.Objects::nonNull).toList();
+        if (failures == 0 && !problems.isEmpty()) {
+            out.println("Done, but the results are not usable (see the line on stderr).");
+            out.flush();
+            PrintWriter errLine = spec.commandLine().getErr();
+            errLine.println("tether: " + String.join("; ", problems));
+            errLine.flush();
+            return ExitCode.JOB_FAILED;
+        }
         if (failures > 0) {
             out.println("Done with " + failures + " failed records (kept as failure records; re-run the same command to retry them).");
             out.flush();
@@ -210,7 +229,8 @@ final class RunCommand implements Callable<Integer> {
                     .collect(java.util.stream.Collectors.joining("; "));
             PrintWriter errLine = spec.commandLine().getErr();
             errLine.println("tether: " + failures + (failures == 1 ? " record" : " records") + " failed (" + where
-                    + "; each failure record's \"error\" says why); re-run the same command to retry them");
+                    + "; each failure record's \"error\" says why); re-run the same command to retry them"
+                    + (problems.isEmpty() ? "" : "; " + String.join("; ", problems)));
             errLine.flush();
             return ExitCode.JOB_FAILED;
         }
@@ -235,6 +255,10 @@ final class RunCommand implements Callable<Integer> {
         } catch (ForeignPortException | PortInUseException e) {
             throw new CliError(ExitCode.PORT_HELD, e.getMessage());
         }
+    }
+
+    private PromptsTask.Options promptsOptions(String model) {
+        return new PromptsTask.Options(input, promptsOutput(model), model, maxTokens, temperature, !noResume, concurrency);
     }
 
     private Path promptsOutput(String model) {

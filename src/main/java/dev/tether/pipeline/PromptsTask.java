@@ -22,12 +22,25 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Input lines: {@code {"prompt": "..."}} or {@code {"messages": [{"role", "content"}...]}}, with an
  * optional {@code id} (string or number, unique) and optional {@code max_tokens}, {@code temperature},
  * {@code top_p}, {@code stop}, {@code seed}. Output lines: the input fields, plus {@code line} (its line
- * number, when it has no id), {@code generation}, {@code finish_reason} and {@code usage} — or
+ * number, when it has no id), {@code generation}, {@code finish_reason}, {@code usage} and {@code produced_by} — or
  * {@code generation: null} and an {@code error} when it failed after all retries.
  */
 public final class PromptsTask {
     public record Options(Path input, Path output, String model, int maxTokens, double temperature, boolean resume,
-                          int concurrency) {}
+                          int concurrency) {
+        /** The run's settings, in every output record (a line's own max_tokens or temperature is in the record). */
+        public ProducedBy producedBy() {
+            return new ProducedBy().with("model", model, "--model").with("max_tokens", maxTokens, "--max-tokens")
+                    .with("temperature", temperature, "--temperature");
+        }
+
+        /** Refuses to resume into an output made by another model or with other settings (before a server starts). */
+        public void checkResume() throws InputException {
+            if (resume) {
+                producedBy().check("prompts", output, "--output");
+            }
+        }
+    }
 
     private PromptsTask() {}
 
@@ -157,6 +170,7 @@ public final class PromptsTask {
         AtomicLong failed = new AtomicLong();
         AtomicLong promptTokens = new AtomicLong();
         AtomicLong completionTokens = new AtomicLong();
+        ProducedBy producedBy = options.producedBy();
         try (ResumableOutput out = ResumableOutput.open(options.output(), options.resume(), PromptsTask::outputKey);
              Progress progress = new Progress("prompts", total, err)) {
             long resumed = out.resumed();
@@ -189,6 +203,7 @@ public final class PromptsTask {
                         if (!record.has("id")) {
                             record.put("line", line.number());
                         }
+                        producedBy.stamp(record);
                         try {
                             Completion c = client.complete(request(options, line.object()));
                             Requests.putResult(record, "generation", c);

@@ -7,6 +7,7 @@ import dev.tether.client.Completion;
 import dev.tether.client.OpenAiClient;
 import dev.tether.pipeline.InputException;
 import dev.tether.pipeline.Jsonl;
+import dev.tether.pipeline.ProducedBy;
 import dev.tether.pipeline.Progress;
 import dev.tether.pipeline.Requests;
 import dev.tether.pipeline.ResumableOutput;
@@ -68,6 +69,47 @@ public final class PreciseWikiQa {
 
     public static Path modelDir(Path outputDir, String model) {
         return outputDir.resolve("precisewikiqa").resolve(modelName(model));
+    }
+
+    // ---------------------------------------------------------------- provenance
+
+    /** What made a question: the q-generator and the draws' seed (its sampling settings are tether's own). */
+    static ProducedBy questionsMadeBy(String qGenerator, long seed) {
+        return new ProducedBy().with("model", qGenerator, "--q-generator").with("max_tokens", MAX_TOKENS_QUESTION, null)
+                .with("temperature", 0.7, null).with("seed", seed, "--seed");
+    }
+
+    static ProducedBy generationsMadeBy(String model, int maxTokens) {
+        return new ProducedBy().with("model", model, "--model").with("max_tokens", maxTokens, "--max-tokens")
+                .with("temperature", 0.0, null);
+    }
+
+    static ProducedBy verdictsMadeBy(String judge) {
+        return new ProducedBy().with("judge", judge, "--judge").with("max_tokens", MAX_TOKENS_JUDGE, null)
+                .with("temperature", 0.0, null);
+    }
+
+    /**
+     * Refuses (an input error, before any server starts) to resume a step into files whose records were made by
+     * another model or with other settings. Nothing to check when the run starts over.
+     */
+    public static void checkResume(Context c, String step, String model, String qGenerator, String judge)
+            throws InputException {
+        if (!c.resume()) {
+            return;
+        }
+        switch (step) {
+            case "generate" -> questionsMadeBy(qGenerator, c.seed()).check(step, questionsFile(c.outputDir(), qGenerator),
+                    "--output-dir");
+            case "inference" -> generationsMadeBy(model, c.maxTokens()).check(step,
+                    modelDir(c.outputDir(), model).resolve("generation.jsonl"), "--output-dir");
+            case "eval" -> {
+                for (String raw : List.of("abstain_eval_raw.jsonl", "halu_eval_raw.jsonl")) {
+                    verdictsMadeBy(judge).check(step, modelDir(c.outputDir(), model).resolve(raw), "--output-dir");
+                }
+            }
+            default -> throw new IllegalArgumentException(step);
+        }
     }
 
     // ---------------------------------------------------------------- generate
@@ -143,6 +185,7 @@ public final class PreciseWikiQa {
                                 record.put("prompt", question);
                                 record.put("answer", answer.get());
                                 record.put("candidate", candidate);
+                                questionsMadeBy(qGenerator, c.seed()).stamp(record);
                                 out.append(record);
                                 have.get(chosenBucket).incrementAndGet();
                                 progress.step();
@@ -298,6 +341,7 @@ public final class PreciseWikiQa {
         AtomicLong failed = new AtomicLong();
         AtomicLong promptTokens = new AtomicLong();
         AtomicLong completionTokens = new AtomicLong();
+        ProducedBy producedBy = generationsMadeBy(model, c.maxTokens());
         try (ResumableOutput out = ResumableOutput.open(file, c.resume(), PreciseWikiQa::indexKey);
              Progress progress = new Progress("inference", n, c.err())) {
             long resumed = out.resumed();
@@ -306,6 +350,7 @@ public final class PreciseWikiQa {
                     .filter(q -> !out.done().contains(q.get("index").asText()))
                     .map(q -> (Workers.Job) () -> {
                         ObjectNode record = q.deepCopy();
+                        producedBy.stamp(record);
                         try {
                             Completion answer = c.client().complete(Requests.request(model, null,
                                     Requests.user(Templates.answer(q.get("prompt").asText())),
@@ -329,30 +374,59 @@ public final class PreciseWikiQa {
 
     // ---------------------------------------------------------------- eval
 
-    /** The judged outcome of a run: the metrics and their counts. */
+    /**
+     * The judged outcome of a run: the metrics and their counts. A rate whose denominator is 0 (nothing judged) has no
+     * value: null in eval_results.json and "n/a" in the line, never 0, which would read as "no hallucination".
+     */
     public record Metrics(int total, int abstained, int answered, int correct, int incorrect, int unverifiable,
                           int unparsedAbstention, int unparsedVerdict, int failedGenerations) {
-        /** Hallucinated (incorrect or unverifiable) among answered ones with a readable verdict. */
-        public double haluRate() {
+        /** Hallucinated (incorrect or unverifiable) among answered ones with a readable verdict; null when there are none. */
+        public Double haluRate() {
             int judged = correct + incorrect + unverifiable;
-            return judged == 0 ? 0 : (incorrect + unverifiable) / (double) judged;
+            return judged == 0 ? null : (incorrect + unverifiable) / (double) judged;
         }
 
-        public double refusalRate() {
+        /** Abstained among samples with a readable abstention verdict; null when there are none. */
+        public Double refusalRate() {
             int decided = abstained + answered;
-            return decided == 0 ? 0 : abstained / (double) decided;
+            return decided == 0 ? null : abstained / (double) decided;
         }
 
-        public double correctRate() {
+        public Double correctRate() {
             int decided = abstained + answered;
-            return decided == 0 ? 0 : correct / (double) decided;
+            return decided == 0 ? null : correct / (double) decided;
+        }
+
+        /** Samples that ended with a verdict that could be read: abstained, correct, incorrect or unverifiable. */
+        public int readable() {
+            return abstained + correct + incorrect + unverifiable;
+        }
+
+        /** Samples whose verdict (abstention, or hallucination after "not abstaining") could not be read. */
+        public int unparsed() {
+            return unparsedAbstention + unparsedVerdict;
         }
 
         public String summary() {
-            return String.format("halu_rate %.3f, refusal_rate %.3f, correct_rate %.3f (%d samples: %d abstained, %d correct, "
+            return String.format("halu_rate %s, refusal_rate %s, correct_rate %s (%d samples: %d abstained, %d correct, "
                             + "%d incorrect, %d unverifiable; unparsed verdicts: %d abstention, %d hallucination; %d failed generations)",
-                    haluRate(), refusalRate(), correctRate(), total, abstained, correct, incorrect, unverifiable,
-                    unparsedAbstention, unparsedVerdict, failedGenerations);
+                    rate(haluRate()), rate(refusalRate()), rate(correctRate()), total, abstained, correct, incorrect,
+                    unverifiable, unparsedAbstention, unparsedVerdict, failedGenerations);
+        }
+
+        /** The loud line when more than half of the samples have no readable verdict, else null. */
+        public String warning(String judge) {
+            if (total == 0 || unparsed() * 2 <= total) {
+                return null;
+            }
+            return "WARNING: the verdicts of " + unparsed() + " of " + total + " samples could not be read (the judge "
+                    + judge + " did not answer in the expected format); "
+                    + (readable() == 0 ? "there are no metrics" : "the metrics rest on " + readable() + " samples only")
+                    + ". The judge's raw replies are in eval_results.json (\"samples\").";
+        }
+
+        private static String rate(Double r) {
+            return r == null ? "n/a" : String.format("%.3f", r);
         }
     }
 
@@ -393,8 +467,9 @@ public final class PreciseWikiQa {
         List<ObjectNode> answered = samples.stream()
                 .filter(s -> Verdicts.abstention(abstainReplies.get(s.get("index").asInt())).orElse(true) == Boolean.FALSE)
                 .toList();
+        List<String> report = new ArrayList<>();
         if (answered.isEmpty()) {
-            c.err().println("eval: no answer to judge for hallucination (every sample abstained, or its abstention verdict could not be read)");
+            report.add("eval: no answer to judge for hallucination (every sample abstained, or its abstention verdict could not be read)");
         } else {
             judge(c, judge, "eval: hallucination", answered, haluRaw, counters,
                     sample -> Templates.hallucination(sample.get("prompt").asText(), sample.get("answer").asText(),
@@ -403,9 +478,17 @@ public final class PreciseWikiQa {
         Map<Integer, String> haluReplies = replies(haluRaw);
         Path results = dir.resolve("eval_results.json");
         Metrics metrics = writeResults(results, model, judge, samples, abstainReplies, haluReplies, failedGenerations);
-        c.err().println("eval: " + metrics.summary());
+        report.add("eval: " + metrics.summary());
+        String warning = metrics.warning(judge);
+        if (warning != null) {
+            report.add("eval: " + warning);
+        }
+        // Metrics from no verdict at all are no result: the run fails (exit 1) rather than report rates it does not have.
+        String problem = metrics.readable() > 0 || metrics.total() == 0 ? null
+                : "eval: none of the " + metrics.total() + " verdicts of the judge " + judge + " could be read, so there are "
+                        + "no metrics (n/a in " + results + "); use a judge that answers in the expected format (--judge M)";
         return new StepResult("eval", samples.size(), failed.get(), resumed, promptTokens.get(), completionTokens.get(),
-                Duration.ofNanos(System.nanoTime() - t0), results.toString());
+                Duration.ofNanos(System.nanoTime() - t0), results.toString(), report, problem);
     }
 
     /**
@@ -478,6 +561,7 @@ public final class PreciseWikiQa {
             Workers.run(samples.stream().filter(s -> !out.done().contains(s.get("index").asText()))
                     .map(s -> (Workers.Job) () -> {
                         ObjectNode raw = Jsonl.JSON.createObjectNode().put("index", s.get("index").asInt());
+                        verdictsMadeBy(judge).stamp(raw);
                         try {
                             Completion r = c.client().complete(Requests.request(judge, null, Requests.user(prompt.apply(s)),
                                     MAX_TOKENS_JUDGE, 0.0, 1.0, List.of(), null));

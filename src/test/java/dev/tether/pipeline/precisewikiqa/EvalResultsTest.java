@@ -56,4 +56,40 @@ class EvalResultsTest {
         assertThat(json.get("samples").get(5).get("verdict").asText()).isEqualTo("unparsed_hallucination");
         assertThat(json.get("samples").get(3).get("verdict").asText()).isEqualTo("abstained");
     }
+
+    @Test
+    void ratesOverNothingAreNullAndNotApplicableAndMostlyUnparsedIsLoud() throws Exception {
+        List<ObjectNode> samples = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            samples.add(Jsonl.JSON.createObjectNode().put("index", i).put("prompt", "q" + i).put("answer", "a" + i)
+                    .put("generation", "g" + i));
+        }
+        Path file = dir.resolve("eval_results.json");
+        PreciseWikiQa.Metrics none = PreciseWikiQa.writeResults(file, "m", "j", samples,
+                Map.of(0, "gibberish", 1, "more", 2, "{not json"), Map.of(), 0);
+        assertThat(none.haluRate()).isNull();
+        assertThat(none.refusalRate()).isNull();
+        assertThat(none.correctRate()).isNull();
+        assertThat(none.readable()).isZero();
+        assertThat(none.summary()).startsWith("halu_rate n/a, refusal_rate n/a, correct_rate n/a (3 samples");
+        assertThat(none.warning("j")).startsWith("WARNING: the verdicts of 3 of 3 samples could not be read")
+                .contains("there are no metrics");
+        JsonNode json = Jsonl.JSON.readTree(file.toFile());
+        assertThat(json.get("halu_rate").isNull()).isTrue();
+        assertThat(json.get("refusal_rate").isNull()).isTrue();
+        assertThat(json.get("correct_rate").isNull()).isTrue();
+
+        // Everyone abstained: refusal 1.0, but hallucination over no judged answer is still n/a, not 0.
+        PreciseWikiQa.Metrics abstained = PreciseWikiQa.writeResults(file, "m", "j", samples,
+                Map.of(0, "{\"is_abstaining\": true}", 1, "{\"is_abstaining\": true}", 2, "??"), Map.of(), 0);
+        assertThat(abstained.haluRate()).isNull();
+        assertThat(abstained.refusalRate()).isEqualTo(1.0);
+        assertThat(abstained.summary()).startsWith("halu_rate n/a, refusal_rate 1.000, correct_rate 0.000");
+        assertThat(abstained.warning("j")).as("1 of 3 unparsed is not most").isNull();
+
+        // Two of three unparsed, one readable: loud, but there are metrics.
+        PreciseWikiQa.Metrics most = PreciseWikiQa.writeResults(file, "m", "j", samples,
+                Map.of(0, "{\"is_abstaining\": false}", 1, "??", 2, "{\"is_abstaining\": false}"), Map.of(0, "CORRECT", 2, "hmm"), 0);
+        assertThat(most.warning("j")).contains("2 of 3").contains("rest on 1 samples only");
+    }
 }

@@ -1,0 +1,188 @@
+package dev.tether.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tether.fixtures.Fixture;
+import dev.tether.fixtures.FlakyOpenAiServer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * What {@code tether run} reports must be true: metrics with nothing judged, provenance on resume, the order and
+ * places of the files HalluLens reads. The server is {@link FlakyOpenAiServer} (through {@code --command}), whose
+ * replies a test scripts with {@code --answers}, so that verdicts are readable and fast.
+ */
+class RunResultsTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Duration RUN = Duration.ofMinutes(3);
+    /** Judge replies a reader understands: nobody abstains, every answer is correct. */
+    static final String READABLE_JUDGE = "declines to answer\t{\"is_abstaining\": false}\nJudge a response\tCORRECT\n";
+
+    @TempDir
+    Path dir;
+
+    @RegisterExtension
+    final Tethers tethers = new Tethers(() -> dir.resolve("home"));
+
+    private Path out() {
+        return dir.resolve("out");
+    }
+
+    BackgroundTether finish(int expectedExit, String... args) throws Exception {
+        BackgroundTether t = tethers.start(dir, args);
+        assertThat(t.awaitExit(RUN)).as("exit code\nstdout:\n%s\nstderr:\n%s", t.out(), t.err()).isEqualTo(expectedExit);
+        return t;
+    }
+
+    /** The fixture server as a --command, replying as the answers script says (none: always FlakyOpenAiServer.TEXT). */
+    String server(String answers) throws IOException {
+        List<String> args = new ArrayList<>(List.of("--port", "{port}"));
+        if (answers != null) {
+            Path file = Files.createTempFile(dir, "answers", ".tsv");
+            Files.writeString(file, answers);
+            args.addAll(List.of("--answers", file.toString()));
+        }
+        return String.join(" ", Fixture.command(FlakyOpenAiServer.class, args.toArray(String[]::new)));
+    }
+
+    String[] wiki(String command, String... args) {
+        List<String> all = new ArrayList<>(List.of("run", "--task", "precisewikiqa", "--model", "m", "--command", command,
+                "--port", "auto", "--output-dir", out().toString()));
+        all.addAll(List.of(args));
+        return all.toArray(String[]::new);
+    }
+
+    /** A questions file as generate writes it (for model m), with distinct questions "What is item i?". */
+    void writeQuestions(Path file, int n) throws IOException {
+        Files.createDirectories(file.getParent());
+        StringBuilder lines = new StringBuilder();
+        for (int i = 0; i < n; i++) {
+            lines.append(JSON.writeValueAsString(Map.of("title", "Topic " + i, "h_score_cat", 8 + i % 2,
+                    "reference", "Reference text " + i, "prompt", "What is item " + i + "?", "answer", "item " + i,
+                    "candidate", i))).append('\n');
+        }
+        Files.writeString(file, lines);
+    }
+
+    Path questions() {
+        return out().resolve("precise_qa/qa_goodwiki_m_dynamic.jsonl");
+    }
+
+    Path modelDir() {
+        return out().resolve("precisewikiqa/m");
+    }
+
+    // ------------------------------------------------------------------ 9: metrics with nothing judged
+
+    @Test
+    void aJudgeWhoseVerdictsCannotBeReadGivesNoMetricsAndExit1() throws Exception {
+        writeQuestions(questions(), 4);
+        var run = finish(1, wiki(server(null), "--step", "all", "--N", "4"));
+        assertThat(run.out()).as("the metrics line is on stdout, with n/a for rates over nothing")
+                .contains("eval: halu_rate n/a, refusal_rate n/a, correct_rate n/a (4 samples")
+                .contains("eval: WARNING: the verdicts of 4 of 4 samples could not be read")
+                .doesNotContain("halu_rate 0.000");
+        assertThat(run.err()).contains("tether: eval: none of the 4 verdicts of the judge m could be read");
+        assertThat(run.err().lines().filter(l -> !l.isBlank())).as("one line on stderr:\n%s", run.err()).hasSize(1);
+        JsonNode results = JSON.readTree(modelDir().resolve("eval_results.json").toFile());
+        for (String rate : List.of("halu_rate", "refusal_rate", "correct_rate")) {
+            assertThat(results.get(rate).isNull()).as(rate).isTrue();
+        }
+        assertThat(results.get("counts").get("unparsed_abstention").asInt()).isEqualTo(4);
+    }
+
+    @Test
+    void readableVerdictsGiveMetricsOnStdoutAndExit0() throws Exception {
+        writeQuestions(questions(), 4);
+        var run = finish(0, wiki(server(READABLE_JUDGE), "--step", "all", "--N", "4"));
+        assertThat(run.out()).contains("eval: halu_rate 0.000, refusal_rate 0.000, correct_rate 1.000 (4 samples")
+                .doesNotContain("WARNING").contains("Done.");
+        assertThat(run.err()).doesNotContain("halu_rate");
+        JsonNode results = JSON.readTree(modelDir().resolve("eval_results.json").toFile());
+        assertThat(results.get("halu_rate").asDouble()).isEqualTo(0.0);
+        assertThat(results.get("correct_rate").asDouble()).isEqualTo(1.0);
+    }
+
+    // ------------------------------------------------------------------ 10: a resume must not mix models or settings
+
+    /** Exit 2 with one line on stderr that names the difference and both ways on, and no server started. */
+    private void refused(BackgroundTether run, String difference, String elsewhere) {
+        assertThat(run.err().lines().filter(l -> !l.isBlank()).toList()).as(run.err()).hasSize(1).first().asString()
+                .startsWith("tether: ").contains("holds records made with other settings").contains(difference)
+                .contains("--no-resume").contains(elsewhere);
+        assertThat(run.out()).doesNotContain("Starting server");
+    }
+
+    @Test
+    void promptsRefuseToResumeWithAnotherModelOrSettings() throws Exception {
+        Path input = dir.resolve("prompts.jsonl");
+        Files.writeString(input, "{\"id\":\"a\",\"prompt\":\"Hello\"}\n{\"prompt\":\"Hi\",\"max_tokens\":3}\n");
+        Path output = dir.resolve("gens.jsonl");
+        String command = server(null);
+        List<String> base = List.of("run", "--task", "prompts", "--command", command, "--input", input.toString(),
+                "--output", output.toString(), "--port", "auto");
+        java.util.function.Function<List<String>, String[]> with = extra -> {
+            List<String> all = new ArrayList<>(base);
+            all.addAll(extra);
+            return all.toArray(String[]::new);
+        };
+        finish(0, with.apply(List.of("--model", "m")));
+        assertThat(TetherHomes.jsonLines(output)).hasSize(2).allSatisfy(r -> {
+            assertThat(r.get("produced_by").get("model").asText()).isEqualTo("m");
+            assertThat(r.get("produced_by").get("max_tokens").asInt()).isEqualTo(128);
+            assertThat(r.get("produced_by").get("temperature").asDouble()).isEqualTo(0.0);
+        });
+        String before = Files.readString(output);
+
+        refused(finish(2, with.apply(List.of("--model", "other"))), "--model m there, other now", "--output");
+        refused(finish(2, with.apply(List.of("--model", "m", "--max-tokens", "64"))), "--max-tokens 128 there, 64 now",
+                "--output");
+        refused(finish(2, with.apply(List.of("--model", "m", "--temperature", "0.5"))), "--temperature 0.0 there, 0.5 now",
+                "--output");
+        assertThat(Files.readString(output)).as("a refused resume changes nothing").isEqualTo(before);
+        // The same settings resume (nothing to do); --no-resume starts over with the new ones.
+        assertThat(finish(0, with.apply(List.of("--model", "m"))).out()).contains("nothing to do");
+        finish(0, with.apply(List.of("--model", "m", "--max-tokens", "64", "--no-resume")));
+        assertThat(TetherHomes.jsonLines(output)).hasSize(2)
+                .allSatisfy(r -> assertThat(r.get("produced_by").get("max_tokens").asInt()).isEqualTo(64));
+    }
+
+    @Test
+    void evalRefusesToResumeWithAnotherJudgeAndInferenceWithOtherSettings() throws Exception {
+        writeQuestions(questions(), 2);
+        String command = server(READABLE_JUDGE);
+        finish(0, wiki(command, "--step", "all", "--N", "2"));
+        assertThat(TetherHomes.jsonLines(modelDir().resolve("generation.jsonl"))).hasSize(2).allSatisfy(r -> {
+            assertThat(r.get("produced_by").get("model").asText()).isEqualTo("m");
+            assertThat(r.get("produced_by").get("max_tokens").asInt()).isEqualTo(128);
+        });
+        assertThat(TetherHomes.jsonLines(modelDir().resolve("abstain_eval_raw.jsonl")))
+                .allSatisfy(r -> assertThat(r.get("produced_by").get("judge").asText()).isEqualTo("m"));
+        Path results = modelDir().resolve("eval_results.json");
+        String before = Files.readString(results);
+
+        refused(finish(2, wiki(command, "--step", "eval", "--N", "2", "--judge", "j2")), "--judge m there, j2 now",
+                "--output-dir");
+        assertThat(Files.readString(results)).as("the old verdicts keep their judge").isEqualTo(before);
+        refused(finish(2, wiki(command, "--step", "inference", "--N", "2", "--max-tokens", "50")),
+                "--max-tokens 128 there, 50 now", "--output-dir");
+        refused(finish(2, wiki(command, "--step", "all", "--N", "2", "--judge", "j2")), "--judge m there, j2 now",
+                "--output-dir");
+
+        var again = finish(0, wiki(command, "--step", "eval", "--N", "2", "--judge", "j2", "--no-resume"));
+        assertThat(again.out()).contains("Starting server");
+        assertThat(JSON.readTree(results.toFile()).get("evaluator_abstention").asText()).isEqualTo("j2");
+        assertThat(TetherHomes.jsonLines(modelDir().resolve("abstain_eval_raw.jsonl")))
+                .allSatisfy(r -> assertThat(r.get("produced_by").get("judge").asText()).isEqualTo("j2"));
+    }
+}
