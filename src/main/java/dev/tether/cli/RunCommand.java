@@ -97,6 +97,11 @@ final class RunCommand implements Callable<Integer> {
             description = "Per request attempt (default: ${DEFAULT-VALUE}).")
     Duration requestTimeout;
 
+    @Option(names = "--hang-timeout", paramLabel = "DURATION", converter = DurationConverter.class,
+            description = "With requests in flight and none answered for this long, check the server's health; if it does not "
+                    + "answer either, the server hangs and is restarted (default: the profile's hang-timeout, else 120s).")
+    Duration hangTimeout;
+
     @Option(names = "--retries", paramLabel = "n", defaultValue = "5", description = "Retries per request for 429, 5xx, timeouts and connection errors (default: ${DEFAULT-VALUE}).")
     int retries;
 
@@ -116,9 +121,12 @@ final class RunCommand implements Callable<Integer> {
         String judgeModel = judge != null ? judge : model;
         List<String> steps = task.equals("prompts") ? List.of("prompts")
                 : step.equals("all") ? List.of("generate", "inference", "eval") : List.of(step);
+        Duration profileHang = null;
         for (String s : steps) {
-            server.toSpec(home, modelFor(s, model, qGen, judgeModel));
+            Duration h = server.toSpec(home, modelFor(s, model, qGen, judgeModel)).profile().hangTimeout();
+            profileHang = profileHang != null ? profileHang : h;
         }
+        Duration hang = hangTimeout != null ? hangTimeout : profileHang != null ? profileHang : ClientConfig.DEFAULT_HANG_TIMEOUT;
         long promptCount = 0;
         List<WikiDocs.Doc> docs = null;
         try {
@@ -169,7 +177,8 @@ final class RunCommand implements Callable<Integer> {
                      .withMaxConcurrency(concurrency)
                      .withRequestTimeout(requestTimeout)
                      .withMaxRetries(retries)
-                     .withRecovery(session))) {
+                     .withRecovery(session)
+                     .withHangTimeout(hang))) {
             PreciseWikiQa.Context context = new PreciseWikiQa.Context(outputDir, client, concurrency, !noResume, seed,
                     maxTokens, err);
             for (String s : steps) {
@@ -289,6 +298,9 @@ final class RunCommand implements Callable<Integer> {
         }
         if (maxTokens <= 0) {
             throw CliError.usage("--max-tokens must be at least 1, not " + maxTokens);
+        }
+        if (hangTimeout != null && hangTimeout.isZero()) {
+            throw CliError.usage("--hang-timeout must be more than 0 (for example 120s)");
         }
         if (restarts < 0 || retries < 0) {
             throw CliError.usage("--restarts and --retries cannot be negative");

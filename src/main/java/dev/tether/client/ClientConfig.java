@@ -21,16 +21,21 @@ import java.util.function.Supplier;
  * @param maxBackoff     the back-off ceiling, and the cap on a server's {@code Retry-After}
  * @param recovery       called when an attempt got no answer at all; null for none
  * @param apiKey         sent as {@code Authorization: Bearer ...} (vLLM's {@code --api-key}); null for none
+ * @param hangTimeout    with a recovery hook: when requests are in flight and none has got an answer for this
+ *                       long, the client asks the hook whether the server hangs ({@link ServerRecovery#hung});
+ *                       null for no such watch
  */
 public record ClientConfig(Supplier<String> baseUrl, int maxConcurrency, Duration connectTimeout,
                            Duration requestTimeout, int maxRetries, Duration initialBackoff, Duration maxBackoff,
-                           ServerRecovery recovery, String apiKey) {
+                           ServerRecovery recovery, String apiKey, Duration hangTimeout) {
     public static final int DEFAULT_MAX_CONCURRENCY = 64;   // suits vLLM's continuous batching
     public static final Duration DEFAULT_CONNECT_TIMEOUT = Duration.ofSeconds(10);
     public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofMinutes(5);
     public static final int DEFAULT_MAX_RETRIES = 5;
     public static final Duration DEFAULT_INITIAL_BACKOFF = Duration.ofMillis(200);
     public static final Duration DEFAULT_MAX_BACKOFF = Duration.ofSeconds(10);
+    /** A run's default (`--hang-timeout`): long enough for any sane answer to start streaming back. */
+    public static final Duration DEFAULT_HANG_TIMEOUT = Duration.ofSeconds(120);
 
     public ClientConfig {
         Objects.requireNonNull(baseUrl, "baseUrl");
@@ -46,6 +51,9 @@ public record ClientConfig(Supplier<String> baseUrl, int maxConcurrency, Duratio
         positive(maxBackoff, "maxBackoff");
         if (initialBackoff.compareTo(maxBackoff) > 0) {
             throw new IllegalArgumentException("initialBackoff " + initialBackoff + " exceeds maxBackoff " + maxBackoff);
+        }
+        if (hangTimeout != null) {
+            positive(hangTimeout, "hangTimeout");
         }
     }
 
@@ -63,48 +71,53 @@ public record ClientConfig(Supplier<String> baseUrl, int maxConcurrency, Duratio
 
     public static ClientConfig of(Supplier<String> baseUrl) {
         return new ClientConfig(baseUrl, DEFAULT_MAX_CONCURRENCY, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
-                DEFAULT_MAX_RETRIES, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, null, null);
+                DEFAULT_MAX_RETRIES, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, null, null, null);
     }
 
     public ClientConfig withBaseUrl(Supplier<String> v) {
         return new ClientConfig(v, maxConcurrency, connectTimeout, requestTimeout, maxRetries, initialBackoff,
-                maxBackoff, recovery, apiKey);
+                maxBackoff, recovery, apiKey, hangTimeout);
     }
 
     public ClientConfig withMaxConcurrency(int v) {
         return new ClientConfig(baseUrl, v, connectTimeout, requestTimeout, maxRetries, initialBackoff, maxBackoff,
-                recovery, apiKey);
+                recovery, apiKey, hangTimeout);
     }
 
     public ClientConfig withConnectTimeout(Duration v) {
         return new ClientConfig(baseUrl, maxConcurrency, v, requestTimeout, maxRetries, initialBackoff, maxBackoff,
-                recovery, apiKey);
+                recovery, apiKey, hangTimeout);
     }
 
     public ClientConfig withRequestTimeout(Duration v) {
         return new ClientConfig(baseUrl, maxConcurrency, connectTimeout, v, maxRetries, initialBackoff, maxBackoff,
-                recovery, apiKey);
+                recovery, apiKey, hangTimeout);
     }
 
     public ClientConfig withMaxRetries(int v) {
         return new ClientConfig(baseUrl, maxConcurrency, connectTimeout, requestTimeout, v, initialBackoff,
-                maxBackoff, recovery, apiKey);
+                maxBackoff, recovery, apiKey, hangTimeout);
     }
 
     /** Both back-off bounds at once (each alone could cross the other on the way). */
     public ClientConfig withBackoff(Duration initial, Duration max) {
         return new ClientConfig(baseUrl, maxConcurrency, connectTimeout, requestTimeout, maxRetries, initial, max,
-                recovery, apiKey);
+                recovery, apiKey, hangTimeout);
     }
 
     public ClientConfig withRecovery(ServerRecovery v) {
         return new ClientConfig(baseUrl, maxConcurrency, connectTimeout, requestTimeout, maxRetries, initialBackoff,
-                maxBackoff, v, apiKey);
+                maxBackoff, v, apiKey, hangTimeout);
     }
 
     public ClientConfig withApiKey(String v) {
         return new ClientConfig(baseUrl, maxConcurrency, connectTimeout, requestTimeout, maxRetries, initialBackoff,
-                maxBackoff, recovery, v);
+                maxBackoff, recovery, v, hangTimeout);
+    }
+
+    public ClientConfig withHangTimeout(Duration v) {
+        return new ClientConfig(baseUrl, maxConcurrency, connectTimeout, requestTimeout, maxRetries, initialBackoff,
+                maxBackoff, recovery, apiKey, v);
     }
 
     @Override
@@ -112,6 +125,6 @@ public record ClientConfig(Supplier<String> baseUrl, int maxConcurrency, Duratio
         return "ClientConfig[baseUrl=" + baseUrl.get() + ", maxConcurrency=" + maxConcurrency + ", connectTimeout="
                 + connectTimeout + ", requestTimeout=" + requestTimeout + ", maxRetries=" + maxRetries
                 + ", backoff=" + initialBackoff + ".." + maxBackoff + ", recovery=" + (recovery != null)
-                + ", apiKey=" + (apiKey == null ? "none" : "set") + "]";
+                + ", apiKey=" + (apiKey == null ? "none" : "set") + ", hangTimeout=" + hangTimeout + "]";
     }
 }

@@ -35,6 +35,11 @@ import java.util.function.Consumer;
  * <p>Interruption (Ctrl-C in a run) ends a call with {@link InterruptedException} at once, whatever it
  * was doing, and aborts its HTTP exchange; it is never turned into a {@link ClientException}, so the
  * caller can tell "stopped" from "failed".
+ *
+ * <p>With a hang timeout and a recovery hook, a watcher thread notices when requests are in flight
+ * and none has got an answer (or, for a stream, a line) for that long, and asks the hook
+ * ({@link ServerRecovery#hung}) whether the server hangs: a server frozen mid-run would otherwise hold
+ * every request for the whole request timeout, on every retry.
  */
 public final class OpenAiClient implements AutoCloseable {
     private static final String COMPLETIONS = "/completions";
@@ -47,6 +52,9 @@ public final class OpenAiClient implements AutoCloseable {
     private final Semaphore permits;
     private final ServerRecovery recovery;
     private final ClientStats stats = new ClientStats();
+    /** Answers (of any status) and stream lines received: what the hang watch calls progress. */
+    private final java.util.concurrent.atomic.AtomicLong progress = new java.util.concurrent.atomic.AtomicLong();
+    private final Thread hangWatch;
     private volatile boolean closed;
 
     public OpenAiClient(ClientConfig config) {
@@ -60,6 +68,42 @@ public final class OpenAiClient implements AutoCloseable {
                 .build();
         this.permits = new Semaphore(config.maxConcurrency(), true);
         this.recovery = config.recovery() == null ? null : ServerRecovery.singleFlight(config.recovery());
+        this.hangWatch = recovery == null || config.hangTimeout() == null ? null
+                : Thread.ofPlatform().daemon().name("tether-hang-watch").start(this::watchForHangs);
+    }
+
+    /**
+     * Ticks about ten times per hang timeout (at most once a second); the quiet time starts over with
+     * every answer, whenever nothing is in flight, and after each hang check.
+     */
+    private void watchForHangs() {
+        long timeout = config.hangTimeout().toNanos();
+        long tick = Math.clamp(timeout / 10, TimeUnit.MILLISECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(1));
+        long quietSince = System.nanoTime();
+        long seen = progress.get();
+        while (!closed) {
+            try {
+                TimeUnit.NANOSECONDS.sleep(tick);
+            } catch (InterruptedException e) {
+                return;   // closed
+            }
+            long now = System.nanoTime();
+            long p = progress.get();
+            if (stats.inFlight.get() == 0 || p != seen) {
+                seen = p;
+                quietSince = now;
+            } else if (now - quietSince >= timeout) {
+                try {
+                    recovery.hung(Duration.ofNanos(now - quietSince));
+                } catch (InterruptedException e) {
+                    return;
+                } catch (RuntimeException e) {
+                    System.err.println("tether: the hang check failed: " + AttemptFailure.describe(e));
+                }
+                seen = progress.get();
+                quietSince = System.nanoTime();
+            }
+        }
     }
 
     public ClientConfig config() {
@@ -131,10 +175,14 @@ public final class OpenAiClient implements AutoCloseable {
                 }
                 url = Wire.endpoint(base, path);
                 Wire.Answer a = reader == null ? send(url, body, chat) : stream(url, body, chat, reader);
+                progress.incrementAndGet();
                 return new Completion(a.text(), a.finishReason(), a.promptTokens(), a.completionTokens(), attempts,
                         Duration.ofNanos(System.nanoTime() - started));
             } catch (AttemptFailure f) {
                 failure = f;
+                if (f.kind != Kind.CONNECTION && f.kind != Kind.TIMEOUT) {
+                    progress.incrementAndGet();   // an answer, if not a good one: the server is not hung
+                }
             } finally {
                 stats.inFlight.decrementAndGet();
                 permits.release();
@@ -239,6 +287,7 @@ public final class OpenAiClient implements AutoCloseable {
             }
             while (true) {
                 String line = lines.next(timeout);
+                progress.incrementAndGet();
                 if (line == null) {
                     Wire.Answer a = reader.finish() ? reader.answer() : reader.endedWithoutDone();
                     complete = true;
@@ -271,6 +320,9 @@ public final class OpenAiClient implements AutoCloseable {
             return;
         }
         closed = true;
+        if (hangWatch != null) {
+            hangWatch.interrupt();
+        }
         http.shutdownNow();
         try {
             http.awaitTermination(Duration.ofSeconds(5));

@@ -26,6 +26,18 @@ public interface ServerRecovery {
     boolean recover(ClientException cause) throws InterruptedException;
 
     /**
+     * Requests are in flight and none has got an answer for the client's hang timeout: the server may
+     * be hung (alive, listening, answering nothing). An implementation checks whether its health check
+     * still answers — then the server is merely slow and nothing is done — and otherwise restarts it,
+     * which makes the requests in flight fail and retry. The default does nothing.
+     *
+     * @param silence how long no request has got an answer
+     * @throws InterruptedException when the run is being stopped
+     */
+    default void hung(java.time.Duration silence) throws InterruptedException {
+    }
+
+    /**
      * Serialises calls to {@code delegate}, and answers a failure whose attempt began before the last
      * recovery ended with that recovery's result instead of recovering again: such a failure was
      * caused by the server that recovery already replaced (or found gone).

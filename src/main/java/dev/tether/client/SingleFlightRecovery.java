@@ -33,4 +33,15 @@ final class SingleFlightRecovery implements ServerRecovery {
             lock.unlock();
         }
     }
+
+    /** Under the same lock: a hang check never runs beside a recovery. */
+    @Override
+    public void hung(java.time.Duration silence) throws InterruptedException {
+        lock.lockInterruptibly();
+        try {
+            delegate.hung(silence);
+        } finally {
+            lock.unlock();
+        }
+    }
 }

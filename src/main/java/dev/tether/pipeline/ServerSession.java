@@ -8,6 +8,7 @@ import dev.tether.server.ServerHandle;
 import dev.tether.server.ServerManager;
 import dev.tether.server.ServerSpec;
 import dev.tether.server.ServerStartException;
+import java.time.Duration;
 import java.util.function.Function;
 
 /**
@@ -84,6 +85,47 @@ public final class ServerSession implements ServerRecovery, AutoCloseable {
             } catch (ServerStartException | ForeignPortException | PortInUseException e) {
                 System.err.println("tether: the restart failed: " + e.getMessage());
                 return false;
+            }
+        }
+    }
+
+    /**
+     * Requests have got no answer for the hang timeout. A server whose health check still answers is
+     * merely slow: nothing is done. One that does not answer is hung: it is restarted (within the same
+     * budget as a dead one), which makes the requests in flight fail and retry on the new server; with
+     * the budget spent it is stopped, and they fail.
+     */
+    @Override
+    public void hung(Duration silence) throws InterruptedException {
+        ServerHandle server;
+        synchronized (this) {
+            server = current;
+        }
+        if (server == null || !server.isAlive() || server.answersHealth()) {
+            return;   // no server, a dead one (the requests' own recovery restarts it), or merely slow
+        }
+        synchronized (this) {
+            if (current != server || !server.isAlive()) {
+                return;
+            }
+            String what = "the server for " + server.model() + " is hung: no request got an answer for "
+                    + silence.toSeconds() + " s and its health check did not answer either";
+            if (!server.owned()) {
+                System.err.println("tether: " + what + "; it belongs to tether pid " + server.lease().owner().pid()
+                        + ", which restarts it (or not): waiting");
+                return;
+            }
+            if (restartsUsed >= restartBudget) {
+                System.err.println("tether: " + what + "; no restart left (--restarts " + restartBudget + "): stopping it");
+                server.stop();
+                return;
+            }
+            restartsUsed++;
+            System.err.println("tether: " + what + "; restarting it (" + restartsUsed + " of " + restartBudget + " restarts)");
+            try {
+                server.restart();
+            } catch (ServerStartException | ForeignPortException | PortInUseException e) {
+                System.err.println("tether: the restart failed: " + e.getMessage());
             }
         }
     }

@@ -5,10 +5,11 @@ import java.util.Map;
 
 /**
  * How a model becomes a running server (DESIGN 4): an argv template, extra environment, the health
- * path that says "ready" (null: ready as soon as the port listens), and the startup deadline.
+ * path that says "ready" (null: ready as soon as the port listens), the startup deadline, and how
+ * long a run waits with no answer before it checks whether the server hangs (null: the run's default).
  */
 public record Profile(String name, ArgvTemplate command, String healthPath, Duration startupTimeout,
-                      Map<String, String> env) {
+                      Map<String, String> env, Duration hangTimeout) {
     public static final Duration DEFAULT_STARTUP = Duration.ofSeconds(600);
 
     public Profile {
@@ -19,11 +20,15 @@ public record Profile(String name, ArgvTemplate command, String healthPath, Dura
         }
     }
 
+    public Profile(String name, ArgvTemplate command, String healthPath, Duration startupTimeout, Map<String, String> env) {
+        this(name, command, healthPath, startupTimeout, env, null);
+    }
+
     public Profile withHealthPath(String path) {
-        return new Profile(name, command, path, startupTimeout, env);
+        return new Profile(name, command, path, startupTimeout, env, hangTimeout);
     }
 
     public Profile withStartupTimeout(Duration timeout) {
-        return new Profile(name, command, healthPath, timeout, env);
+        return new Profile(name, command, healthPath, timeout, env, hangTimeout);
     }
 }

@@ -23,6 +23,7 @@ import java.util.TreeMap;
  *     command: ["vllm", "serve", "{model}", "--host", "{host}", "--port", "{port}", "-tp", "2"]
  *     health: /health          # or: none
  *     startup-timeout: 900s
+ *     hang-timeout: 300s       # a run's --hang-timeout for this profile
  *     env: {CUDA_VISIBLE_DEVICES: "0,1"}
  * </pre>
  * {@code command} may also be one string, split like a shell would (never run by one).
@@ -106,7 +107,7 @@ public final class Profiles {
     }
 
     /** The keys a profile in tether.yaml may have. */
-    static final List<String> KEYS = List.of("command", "health", "startup-timeout", "env");
+    static final List<String> KEYS = List.of("command", "health", "startup-timeout", "hang-timeout", "env");
 
     private static Profile parseProfile(Path file, String name, JsonNode node) {
         String where = file + ": profile '" + name + "'";
@@ -145,6 +146,13 @@ public final class Profiles {
         if (node.has("startup-timeout")) {
             startup = parseDuration(where + ": 'startup-timeout'", node.get("startup-timeout").asText());
         }
+        Duration hang = null;
+        if (node.has("hang-timeout")) {
+            hang = parseDuration(where + ": 'hang-timeout'", node.get("hang-timeout").asText());
+            if (hang.isZero()) {
+                throw new ProfileException(where + ": 'hang-timeout' must be more than 0");
+            }
+        }
         Map<String, String> env = new TreeMap<>();
         JsonNode envNode = node.get("env");
         if (envNode != null) {
@@ -153,7 +161,7 @@ public final class Profiles {
             }
             envNode.properties().forEach(e -> env.put(e.getKey(), e.getValue().asText()));
         }
-        return new Profile(name, template, health, startup, env);
+        return new Profile(name, template, health, startup, env, hang);
     }
 
     static Duration parseDuration(String where, String text) {

@@ -70,6 +70,14 @@ public final class ServerHandle implements AutoCloseable {
         return c.shimAlive() && c.exitCode() == null;
     }
 
+    /**
+     * One health check, as readiness checks it (GET the health path, 5 s at most; for a server without
+     * one: the port listens). False for a server that is frozen (SIGSTOP), deadlocked or gone.
+     */
+    public boolean answersHealth() {
+        return ServerManager.readiness(lease).isReady();
+    }
+
     /** The root's exit code, if it exited on its own. */
     public Optional<Integer> exitCode() {
         return owned ? Optional.ofNullable(connection.exitCode()) : Optional.empty();

@@ -193,7 +193,7 @@ public final class ServerManager implements AutoCloseable {
         return readiness(lease).isReady();
     }
 
-    private static Readiness readiness(Lease lease) {
+    static Readiness readiness(Lease lease) {
         String path = lease.healthPath();
         return path == null ? Readiness.listening(lease.port())
                 : Readiness.http(ServerSpec.baseUrl(lease.host(), lease.port()) + path);

@@ -1,6 +1,7 @@
 package dev.tether.client;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.tether.client.ClientException.Kind;
 import dev.tether.fixtures.Fixture;
@@ -87,6 +88,41 @@ class ServerRecoveryTest {
         }
         assertThat(recoveries).hasValue(1);
         assertThat(processes).hasSize(1);
+    }
+
+    /**
+     * A server that takes requests and answers none: after the hang timeout (not the request timeout) the
+     * client asks the hook whether it hangs; the hook "restarts" it (here: closes it), and the request fails
+     * over to recovery. No hang check while nothing is in flight.
+     */
+    @Test
+    void requestsWithNoAnswerForTheHangTimeoutAskTheHook() throws Exception {
+        AtomicInteger hangChecks = new AtomicInteger();
+        try (FlakyOpenAiServer server = FlakyOpenAiServer.start("--hang-first", "1000")) {
+            ClientConfig config = ClientConfig.of(server.baseUrl())
+                    .withRequestTimeout(Duration.ofMinutes(5))
+                    .withMaxRetries(1)
+                    .withBackoff(Duration.ofMillis(1), Duration.ofMillis(20))
+                    .withHangTimeout(Duration.ofMillis(300))
+                    .withRecovery(new ServerRecovery() {
+                        @Override
+                        public boolean recover(ClientException cause) {
+                            return false;   // gone for good
+                        }
+
+                        @Override
+                        public void hung(Duration silence) {
+                            assertThat(silence).isGreaterThanOrEqualTo(Duration.ofMillis(300));
+                            hangChecks.incrementAndGet();
+                            server.close();
+                        }
+                    });
+            try (OpenAiClient client = new OpenAiClient(config)) {
+                assertThatThrownBy(() -> client.complete(PROMPT)).isInstanceOf(ClientException.class)
+                        .hasMessageContaining("recovery gave up");
+                assertThat(hangChecks).hasValue(1);
+            }
+        }
     }
 
     @Test

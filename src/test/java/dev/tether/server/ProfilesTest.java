@@ -72,6 +72,7 @@ class ProfilesTest {
                     command: ["vllm", "serve", "{model}", "--host", "{host}", "--port", "{port}", "-tp", "2"]
                     health: /ready
                     startup-timeout: 15m
+                    hang-timeout: 5m
                     env: {CUDA_VISIBLE_DEVICES: "0,1", VLLM_LOGGING_LEVEL: DEBUG}
                   one-line:
                     command: "my-server --model '{model}' --listen {host}:{port}"
@@ -87,6 +88,7 @@ class ProfilesTest {
         assertThat(big.command().render(VALUES)).containsExactly("vllm", "serve", "M", "--host", "127.0.0.1", "--port", "9001", "-tp", "2");
         assertThat(big.healthPath()).isEqualTo("/ready");
         assertThat(big.startupTimeout()).isEqualTo(Duration.ofMinutes(15));
+        assertThat(big.hangTimeout()).isEqualTo(Duration.ofMinutes(5));
         assertThat(big.env()).containsExactlyInAnyOrderEntriesOf(Map.of("CUDA_VISIBLE_DEVICES", "0,1", "VLLM_LOGGING_LEVEL", "DEBUG"));
 
         Profile line = profiles.find("one-line").orElseThrow();
@@ -98,6 +100,7 @@ class ProfilesTest {
         assertThat(defaults.healthPath()).isEqualTo("/health");
         assertThat(defaults.startupTimeout()).isEqualTo(Profile.DEFAULT_STARTUP);
         assertThat(defaults.env()).isEmpty();
+        assertThat(defaults.hangTimeout()).as("unset: the run's --hang-timeout default").isNull();
     }
 
     @Test
@@ -145,6 +148,8 @@ class ProfilesTest {
         assertRefused("profiles:\n  p: {command: \"srv 'open\"}\n", "unbalanced");
         assertRefused("profiles:\n  p: {command: srv, startup-timeout: soon}\n", "'soon' is not a duration");
         assertRefused("profiles:\n  p: {command: srv, env: [A, B]}\n", "'env' must be a mapping");
+        assertRefused("profiles:\n  p: {command: srv, hang-timeout: never}\n", "'hang-timeout': 'never' is not a duration");
+        assertRefused("profiles:\n  p: {command: srv, hang-timeout: 0s}\n", "'hang-timeout' must be more than 0");
     }
 
     private void assertRefused(String yaml, String message) throws Exception {

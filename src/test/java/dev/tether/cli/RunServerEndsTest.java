@@ -1,0 +1,111 @@
+package dev.tether.cli;
+
+import static dev.tether.cli.TetherHomes.leases;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.tether.fixtures.Fixture;
+import dev.tether.fixtures.FlakyOpenAiServer;
+import dev.tether.proc.Poll;
+import dev.tether.server.Lease;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * How a run's server can end mid-run, and what the run does and says about it (issue 10, items 5-7):
+ * a hung server, a merely slow one, real processes and real signals throughout.
+ */
+class RunServerEndsTest {
+    private static final Duration RUN = Duration.ofMinutes(3);
+
+    @TempDir
+    Path dir;
+
+    @RegisterExtension
+    final Tethers tethers = new Tethers(() -> dir.resolve("home"));
+
+    private Path input(int n) throws IOException {
+        Path input = dir.resolve("prompts.jsonl");
+        StringBuilder lines = new StringBuilder();
+        for (int i = 0; i < n; i++) {
+            lines.append("{\"id\":").append(i).append(",\"prompt\":\"p").append(i).append("\"}\n");
+        }
+        Files.writeString(input, lines);
+        return input;
+    }
+
+    /** A prompts run against FlakyOpenAiServer with the fixture options given. */
+    private String[] prompts(Path input, Path output, List<String> fixtureArgs, String... more) {
+        List<String> fixture = new ArrayList<>(List.of("--port", "{port}"));
+        fixture.addAll(fixtureArgs);
+        List<String> args = new ArrayList<>(List.of("run", "--task", "prompts", "--model", "m", "--command",
+                String.join(" ", Fixture.command(FlakyOpenAiServer.class, fixture.toArray(String[]::new))),
+                "--input", input.toString(), "--output", output.toString(), "--grace", "1s"));
+        args.addAll(List.of(more));
+        return args.toArray(String[]::new);
+    }
+
+    private static long count(Path file) {
+        try {
+            return Files.exists(file) ? Files.readAllLines(file).size() : 0;
+        } catch (IOException e) {
+            return 0;
+        }
+    }
+
+    private static void assertAllAnswered(Path output, int n) throws IOException {
+        List<JsonNode> records = TetherHomes.jsonLines(output);
+        assertThat(records).hasSize(n).allSatisfy(r -> {
+            assertThat(r.has("error")).as("failure record %s", r).isFalse();
+            assertThat(r.get("generation").asText()).isEqualTo(FlakyOpenAiServer.TEXT);
+        });
+    }
+
+    /** A run that gets going: some records are written, and its server's lease is returned. */
+    private Lease awaitProgress(BackgroundTether run, Path output, int records) {
+        assertThat(Poll.until(() -> count(output) >= records || !run.process.isAlive(), RUN, Duration.ofMillis(10)))
+                .isTrue();
+        assertThat(run.process.isAlive()).as("still running\nstdout:\n%s\nstderr:\n%s", run.out(), run.err()).isTrue();
+        List<Lease> leases = leases(tethers.home());
+        assertThat(leases).hasSize(1);
+        return leases.getFirst();
+    }
+
+    @Test
+    void aHungServerIsRestartedAndTheRunFinishes() throws Exception {
+        int n = 60;
+        Path output = dir.resolve("gens.jsonl");
+        var run = tethers.start(dir, prompts(input(n), output, List.of("--delay-ms", "300"),
+                "--port", "auto", "--concurrency", "2", "--hang-timeout", "3s"));
+        Lease lease = awaitProgress(run, output, 4);
+        TetherHomes.freeze(lease.server());   // alive, listening, answering nothing: hung
+
+        assertThat(run.awaitExit(RUN)).as("exit\nstdout:\n%s\nstderr:\n%s", run.out(), run.err()).isZero();
+        assertThat(run.err().lines().toList()).filteredOn(l -> l.contains("is hung")).singleElement().satisfies(l -> assertThat(l)
+                .contains("the server for m is hung").contains("health check did not answer")
+                .contains("restarting it (1 of 3 restarts)"));
+        assertThat(run.err()).doesNotContain("is gone");
+        assertThat(run.out()).contains("Done.");
+        assertAllAnswered(output, n);
+    }
+
+    @Test
+    void aSlowServerWhoseHealthAnswersIsNotRestarted() throws Exception {
+        int n = 4;
+        Path output = dir.resolve("gens.jsonl");
+        // Every answer takes 4 s, four times the hang timeout; /health answers at once.
+        var run = tethers.start(dir, prompts(input(n), output, List.of("--delay-ms", "4000"),
+                "--port", "auto", "--concurrency", "4", "--hang-timeout", "1s"));
+        assertThat(run.awaitExit(RUN)).as("exit\nstdout:\n%s\nstderr:\n%s", run.out(), run.err()).isZero();
+        assertThat(run.err()).doesNotContain("hung").doesNotContain("restarting");
+        assertThat(run.out()).containsOnlyOnce("Starting server");
+        assertAllAnswered(output, n);
+    }
+}
