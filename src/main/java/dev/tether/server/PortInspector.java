@@ -26,6 +26,8 @@ public final class PortInspector {
     public enum Ownership {
         /** Carries a lease marker whose lease file exists: tether manages it. */
         MANAGED,
+        /** Carries a lease marker whose lease file exists but does not parse (see {@link LeaseStore.Damaged}). */
+        DAMAGED,
         /** Carries a lease marker but the lease is gone: left behind by a dead tether. */
         ORPHAN,
         /** No marker: somebody else's process. */
@@ -50,13 +52,20 @@ public final class PortInspector {
                 // A server started under another TETHER_HOME carries that home: its lease lives there.
                 TetherHome leaseHome = ProcFs.environValue(id.pid(), TetherHome.ENV)
                         .map(h -> new TetherHome(java.nio.file.Path.of(h))).orElse(home);
-                Ownership ownership = lease.map(l -> Files.exists(leaseHome.leases().resolve(l + ".json"))
-                        ? Ownership.MANAGED : Ownership.ORPHAN).orElse(Ownership.FOREIGN);
+                Ownership ownership = lease.map(l -> ownership(leaseHome.leases().resolve(l + ".json")))
+                        .orElse(Ownership.FOREIGN);
                 holders.add(new Holder(id, ProcFs.userName(id.pid()), ProcFs.commandLine(id.pid()),
                         listener.address(), lease, ownership));
             }
         }
         return holders;
+    }
+
+    private static Ownership ownership(java.nio.file.Path leaseFile) {
+        if (!Files.exists(leaseFile)) {
+            return Ownership.ORPHAN;
+        }
+        return LeaseStore.isDamaged(leaseFile) ? Ownership.DAMAGED : Ownership.MANAGED;
     }
 
     /**
