@@ -50,6 +50,13 @@ final class ConsoleEvents implements ServerEvents {
     }
 
     @Override
+    public void reapedDamaged(dev.tether.server.LeaseStore.Damaged damaged, StopReport report,
+                              java.util.Optional<java.nio.file.Path> movedTo) {
+        say("Reaped orphan " + damaged.id() + " (damaged lease file " + damaged.file() + ": " + damaged.problem()
+                + "): " + report.summary() + movedTo.map(p -> "; file moved to " + p).orElse(""));
+    }
+
+    @Override
     public void stopped(Lease lease, String summary) {
         say("Server " + lease.id() + " stopped: " + summary);
     }

@@ -66,7 +66,16 @@ final class PortCommand implements java.util.concurrent.Callable<Integer> {
         ServerManager manager = new ServerManager(TetherHome.fromEnvironment(), ServerEvents.NONE);
         for (String leaseId : holders.stream().filter(h -> h.ownership() == PortInspector.Ownership.MANAGED)
                 .map(h -> h.leaseId().orElseThrow()).distinct().toList()) {
-            manager.lease(leaseId).ifPresent(lease -> out.println("Stopped " + leaseId + ": " + manager.stop(lease)));
+            manager.leases().stream().filter(l -> l.id().equals(leaseId)).findFirst()
+                    .ifPresent(lease -> out.println("Stopped " + leaseId + ": " + manager.stop(lease)));
+        }
+        // A damaged lease: what it still identifies (its marker, recorded identities) is stopped, the file moved aside.
+        List<String> damagedIds = holders.stream().filter(h -> h.ownership() == PortInspector.Ownership.DAMAGED)
+                .map(h -> h.leaseId().orElseThrow()).distinct().toList();
+        for (var d : manager.damagedLeases()) {
+            if (damagedIds.contains(d.id())) {
+                out.println("Stopped " + d.id() + " (damaged lease file " + d.file() + "): " + manager.stopDamaged(d));
+            }
         }
         if (!PortListeners.isListening(port)) {
             return ExitCode.OK;
@@ -87,10 +96,12 @@ final class PortCommand implements java.util.concurrent.Callable<Integer> {
     static String describe(int port, PortInspector.Holder h) {
         String whose = switch (h.ownership()) {
             case MANAGED -> "managed by tether (lease " + h.leaseId().orElseThrow() + ")";
+            case DAMAGED -> "managed by tether, but its lease file (" + h.leaseId().orElseThrow() + ".json) is damaged; `tether port "
+                    + port + " --kill` stops it and moves the file aside";
             case ORPHAN -> "left by a tether that is gone (lease " + h.leaseId().orElseThrow()
                     + " no longer exists): an orphan; `tether port " + port + " --kill` stops it";
-            case FOREIGN -> h.leaseId().map(l -> "carries tether lease " + l + ", which this TETHER_HOME cannot read"
-                    + " (another home's server, or a damaged lease file): not managed here").orElse("not managed by tether");
+            case FOREIGN -> h.leaseId().map(l -> "managed by the tether of another TETHER_HOME (lease " + l
+                    + "): not managed here").orElse("not managed by tether");
         };
         return "Port " + port + " (" + h.address() + "): pid " + h.identity().pid() + ", user " + h.user()
                 + ", " + whose + "\n  " + h.command();

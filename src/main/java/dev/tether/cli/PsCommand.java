@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 import dev.tether.proc.Member;
 import dev.tether.proc.ProcessTree;
 import dev.tether.server.Lease;
+import dev.tether.server.LeaseStore;
 import dev.tether.server.ServerEvents;
 import dev.tether.server.ServerManager;
 import dev.tether.server.TetherHome;
@@ -42,6 +43,10 @@ final class PsCommand implements Callable<Integer> {
         for (Lease lease : manager.leases()) {
             rows.add(row(lease));
         }
+        List<LeaseStore.Damaged> damaged = manager.damagedLeases();
+        for (LeaseStore.Damaged d : damaged) {
+            rows.add(row(d));
+        }
         if (json) {
             ObjectMapper mapper = JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
             out.println(mapper.writeValueAsString(rows));
@@ -57,6 +62,10 @@ final class PsCommand implements Callable<Integer> {
             out.printf(format, r.get("id"), abbreviate(String.valueOf(r.get("model")), 24), r.get("port"), r.get("state"),
                     r.get("owner"), r.get("uptime"), r.get("pids"));
         }
+        for (LeaseStore.Damaged d : damaged) {
+            out.println(d.id() + ": damaged lease file " + d.file() + " (" + d.problem() + "); `tether reap` stops an orphan's "
+                    + "processes, `tether stop " + d.id() + "` any (what the file still identifies), and moves the file aside");
+        }
         return ExitCode.OK;
     }
 
@@ -68,7 +77,7 @@ final class PsCommand implements Callable<Integer> {
         row.put("model", lease.model());
         row.put("profile", lease.profile());
         row.put("port", lease.port());
-        row.put("url", dev.tether.server.ServerSpec.baseUrl(lease.host(), lease.port()));
+        row.put("url", lease.host() == null ? null : dev.tether.server.ServerSpec.baseUrl(lease.host(), lease.port()));
         row.put("state", state);
         row.put("owner", lease.owner() == null ? "-" : "tether pid " + lease.owner().pid() + (lease.ownerAlive() ? "" : " (gone)"));
         row.put("ownerPid", lease.owner() == null ? null : lease.owner().pid());
@@ -76,6 +85,19 @@ final class PsCommand implements Callable<Integer> {
         row.put("pids", pids.stream().map(String::valueOf).collect(Collectors.joining(",")));
         row.put("uptime", lease.startedAt() == null ? "-" : human(Duration.between(lease.startedAt(), Instant.now())));
         row.put("log", lease.logPath());
+        return row;
+    }
+
+    /** A damaged lease: what could be salvaged, state "damaged", and its file. */
+    static Map<String, Object> row(LeaseStore.Damaged damaged) {
+        Lease l = damaged.salvaged();
+        Map<String, Object> row = row(l.state() == null ? l.withState(Lease.State.STARTING) : l);
+        row.put("model", l.model() == null ? "?" : l.model());
+        row.put("port", l.port() > 0 ? l.port() : "?");
+        row.put("state", "damaged");
+        row.put("owner", l.owner() == null ? "?" : row.get("owner"));
+        row.put("file", damaged.file().toString());
+        row.put("problem", damaged.problem());
         return row;
     }
 

@@ -2,6 +2,8 @@ package dev.tether.cli;
 
 import dev.tether.server.ForeignPortException;
 import dev.tether.server.Lease;
+import dev.tether.server.LeaseStore;
+import dev.tether.server.PortInspector;
 import dev.tether.server.PortInUseException;
 import dev.tether.server.ServerHandle;
 import dev.tether.server.ServerManager;
@@ -38,9 +40,27 @@ final class Servers {
             return leases.stream().filter(l -> l.port() == port).toList();
         }
         List<Lease> byId = leases.stream().filter(l -> l.id().equals(id)).toList();
-        if (byId.isEmpty()) {
+        if (byId.isEmpty() && manager.damagedLeases().stream().noneMatch(d -> d.id().equals(id))) {
             throw CliError.usage("no managed server with id " + id + " (see `tether ps`)");
         }
         return byId;
+    }
+
+    /**
+     * The damaged leases a selector names (call after {@link #select}, which checks the selector): by id,
+     * by port — the port salvaged from the file, or a listener on the port carrying the lease's marker —
+     * or all.
+     */
+    static List<LeaseStore.Damaged> selectDamaged(ServerManager manager, String id, Integer port, boolean all) {
+        List<LeaseStore.Damaged> damaged = manager.damagedLeases();
+        if (all || damaged.isEmpty()) {
+            return damaged;
+        }
+        if (id != null) {
+            return damaged.stream().filter(d -> d.id().equals(id)).toList();
+        }
+        java.util.Set<String> markers = new java.util.HashSet<>();
+        new PortInspector(manager.home()).holders(port).forEach(h -> h.leaseId().ifPresent(markers::add));
+        return damaged.stream().filter(d -> d.salvaged().port() == port || markers.contains(d.id())).toList();
     }
 }

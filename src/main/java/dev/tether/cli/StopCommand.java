@@ -1,6 +1,7 @@
 package dev.tether.cli;
 
 import dev.tether.server.Lease;
+import dev.tether.server.LeaseStore;
 import dev.tether.server.ServerEvents;
 import dev.tether.server.ServerManager;
 import dev.tether.server.TetherHome;
@@ -41,7 +42,8 @@ final class StopCommand implements Callable<Integer> {
         Integer p = port == null ? null : PortCommand.parsePort(port);
         ServerManager manager = new ServerManager(TetherHome.fromEnvironment(), ServerEvents.NONE);
         List<Lease> leases = Servers.select(manager, id, p, all);
-        if (leases.isEmpty()) {
+        List<LeaseStore.Damaged> damaged = Servers.selectDamaged(manager, id, p, all);
+        if (leases.isEmpty() && damaged.isEmpty()) {
             out.println(p != null ? "No tether-managed server on port " + p + " (see `tether port " + p + "` for who listens there)"
                     : "No managed servers.");
             return ExitCode.OK;
@@ -49,6 +51,11 @@ final class StopCommand implements Callable<Integer> {
         for (Lease lease : leases) {
             String summary = manager.stop(lease);
             out.println("Stopped " + lease.id() + " (" + ServerManager.describe(lease) + ", port " + lease.port() + "): " + summary);
+        }
+        for (LeaseStore.Damaged d : damaged) {
+            String summary = manager.stopDamaged(d);
+            out.println("Stopped " + d.id() + " (damaged lease file " + d.file() + ", port "
+                    + (d.salvaged().port() > 0 ? d.salvaged().port() : "?") + "): " + summary);
         }
         return ExitCode.OK;
     }

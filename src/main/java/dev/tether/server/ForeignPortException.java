@@ -34,9 +34,9 @@ public class ForeignPortException extends Exception {
             return who + " — it belongs to another user, and tether only stops its own user's processes";
         }
         if (h.leaseId().isPresent()) {
-            return who + " — started by a tether, but its lease " + h.leaseId().get() + " is not one this TETHER_HOME"
-                    + " can read (another home's tether manages it, or the lease file is damaged: `tether ps` lists"
-                    + " damaged leases), so it is left alone; run tether with --port auto to use another port";
+            return who + " — a server of another home's tether (its lease " + h.leaseId().get() + " lives under another"
+                    + " TETHER_HOME), so it is left alone; run tether with --port auto to use another port, or stop it"
+                    + " with that home's tether";
         }
         return who + " — not started by tether, so it is left alone; run tether with --port auto to use another port,"
                 + " or `tether port " + port + " --kill --force` to stop it";

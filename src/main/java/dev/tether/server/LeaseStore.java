@@ -35,7 +35,7 @@ public final class LeaseStore {
     private static final String SUFFIX = ".json";
 
     private final Path dir;
-    private final ObjectMapper json = JsonMapper.builder()
+    private static final ObjectMapper JSON = JsonMapper.builder()
             .findAndAddModules()
             .disable(SerializationFeature.WRITE_DATES_AS_TIMESTAMPS)
             .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
@@ -43,6 +43,19 @@ public final class LeaseStore {
 
     public LeaseStore(TetherHome home) {
         this.dir = home.ensure().leases();
+    }
+
+    /** The file exists and does not parse as a lease (a missing file is not damaged). */
+    static boolean isDamaged(Path file) {
+        try {
+            String name = file.getFileName().toString();
+            parse(Files.readAllBytes(file), name.substring(0, name.length() - SUFFIX.length()));
+            return false;
+        } catch (java.nio.file.NoSuchFileException e) {
+            return false;
+        } catch (IOException e) {
+            return true;
+        }
     }
 
     public Path directory() {
@@ -69,7 +82,7 @@ public final class LeaseStore {
         Path target = path(lease.id());
         Path temp = dir.resolve("." + lease.id() + ".tmp-" + ProcessHandle.current().pid());
         try {
-            byte[] bytes = json.writerWithDefaultPrettyPrinter().writeValueAsBytes(lease);
+            byte[] bytes = JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(lease);
             try (FileChannel out = FileChannel.open(temp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                     StandardOpenOption.TRUNCATE_EXISTING)) {
                 ByteBuffer buffer = ByteBuffer.wrap(bytes);
@@ -91,7 +104,7 @@ public final class LeaseStore {
     public Optional<Lease> read(String id) {
         Path file = path(id);
         try {
-            return Optional.of(json.readValue(file.toFile(), Lease.class));
+            return Optional.of(JSON.readValue(file.toFile(), Lease.class));
         } catch (java.io.FileNotFoundException | java.nio.file.NoSuchFileException e) {
             return Optional.empty();
         } catch (IOException e) {
@@ -105,31 +118,86 @@ public final class LeaseStore {
 
     /** Every readable lease; damaged files are skipped (and listed by {@link #damaged()}). */
     public List<Lease> list() {
+        return scan().leases();
+    }
+
+    /** Every lease file that cannot be read as a lease, with whatever could be salvaged from it. */
+    public List<Damaged> damaged() {
+        return scan().damaged();
+    }
+
+    /**
+     * A lease file that does not parse (truncated, garbage): its id (the file name, which is also the
+     * {@code TETHER_LEASE} marker its processes carry) and a lease holding whatever could be read from the
+     * part that parses — identities only when complete, so a stop can still re-check each one before
+     * signalling it.
+     *
+     * @param salvaged a lease with the recovered fields (null where nothing was recovered)
+     * @param problem  why it does not parse (the parser's words)
+     */
+    public record Damaged(String id, Path file, String problem, Lease salvaged) {
+        /** What can still be identified of the tree: the marker, the recorded identities, the group. */
+        public dev.tether.proc.Membership membership() {
+            return salvaged.membership();
+        }
+    }
+
+    /** One pass over the directory: the readable leases (in start order) and the damaged files. */
+    public record Scan(List<Lease> leases, List<Damaged> damaged) {}
+
+    public Scan scan() {
         List<Lease> leases = new ArrayList<>();
+        List<Damaged> bad = new ArrayList<>();
         for (Path file : files()) {
             String name = file.getFileName().toString();
+            String id = name.substring(0, name.length() - SUFFIX.length());
+            byte[] bytes;
             try {
-                read(name.substring(0, name.length() - SUFFIX.length())).ifPresent(leases::add);
-            } catch (UncheckedIOException e) {
-                // reported by damaged()
+                bytes = Files.readAllBytes(file);
+            } catch (java.nio.file.NoSuchFileException e) {
+                continue;   // removed since the listing
+            } catch (IOException e) {
+                bad.add(new Damaged(id, file, "cannot read it: " + e.getMessage(), LeaseSalvage.salvage(id, new byte[0])));
+                continue;
+            }
+            try {
+                leases.add(parse(bytes, id));
+            } catch (IOException e) {
+                bad.add(new Damaged(id, file, firstLine(e), LeaseSalvage.salvage(id, bytes)));
             }
         }
         leases.sort(java.util.Comparator.comparing(Lease::startedAt, java.util.Comparator.nullsLast(java.util.Comparator.naturalOrder())));
-        return leases;
+        return new Scan(leases, bad);
     }
 
-    public List<Path> damaged() {
-        List<Path> bad = new ArrayList<>();
-        for (Path file : files()) {
-            try {
-                json.readValue(file.toFile(), Lease.class);
-            } catch (IOException e) {
-                if (Files.exists(file)) {
-                    bad.add(file);
-                }
-            }
+    /**
+     * Moves a damaged lease file aside to {@code <id>.json.damaged} (kept for a look, never read again).
+     *
+     * @return where it went, or empty if it was already gone or could not be moved
+     */
+    public Optional<Path> moveAside(Damaged damaged) {
+        Path target = damaged.file().resolveSibling(damaged.file().getFileName() + ".damaged");
+        try {
+            Files.move(damaged.file(), target, StandardCopyOption.REPLACE_EXISTING);
+            return Optional.of(target);
+        } catch (IOException e) {
+            return Optional.empty();
         }
-        return bad;
+    }
+
+    /** A lease that parses and is the one its file name says (an empty object is no lease). */
+    private static Lease parse(byte[] bytes, String id) throws IOException {
+        Lease lease = JSON.readValue(bytes, Lease.class);
+        if (lease == null || !id.equals(lease.id())) {
+            throw new IOException("it holds no lease with id " + id);
+        }
+        return lease;
+    }
+
+    private static String firstLine(Exception e) {
+        String m = String.valueOf(e.getMessage());
+        int nl = m.indexOf('\n');
+        return nl < 0 ? m : m.substring(0, nl);
     }
 
     /** Reads, changes and writes one lease under the lock; empty if it no longer exists. */

@@ -27,12 +27,13 @@ public final class PortInspector {
     public enum Ownership {
         /** Carries a lease marker whose lease this home holds and can read: tether manages it, here. */
         MANAGED,
+        /** Carries a lease marker whose lease file exists but does not parse (see {@link LeaseStore.Damaged}). */
+        DAMAGED,
         /** Carries a lease marker but the lease is gone: left behind by a dead tether. */
         ORPHAN,
         /**
          * Not this home's to manage: no marker (somebody else's process), or a marker whose lease lives under
-         * another {@code TETHER_HOME}, or whose lease file here cannot be read (damaged: nobody can say who
-         * owns it, so it is never taken as ours; {@code tether reap} deals with damaged leases).
+         * another {@code TETHER_HOME} (that home's tether manages it).
          */
         FOREIGN
     }
@@ -64,19 +65,14 @@ public final class PortInspector {
     private Ownership ownership(int pid, String leaseId) {
         // A server started under another TETHER_HOME carries that home: its lease lives there.
         Path leaseHome = ProcFs.environValue(pid, TetherHome.ENV).map(Path::of).orElse(home.root());
-        boolean thisHome = sameDirectory(leaseHome, home.root());
         Path file = new TetherHome(leaseHome).leases().resolve(leaseId + ".json");
         if (!Files.exists(file)) {
             return Ownership.ORPHAN;   // its lease is gone, wherever it lived: a dead tether's leftover
         }
-        if (!thisHome) {
+        if (!sameDirectory(leaseHome, home.root())) {
             return Ownership.FOREIGN;  // another home's live tether manages it: not ours to use or stop
         }
-        try {
-            return new LeaseStore(home).read(leaseId).isPresent() ? Ownership.MANAGED : Ownership.ORPHAN;
-        } catch (java.io.UncheckedIOException damaged) {
-            return Ownership.FOREIGN;
-        }
+        return LeaseStore.isDamaged(file) ? Ownership.DAMAGED : Ownership.MANAGED;
     }
 
     private static boolean sameDirectory(Path a, Path b) {

@@ -12,6 +12,9 @@ public interface ServerEvents {
 
     default void reaped(Lease lease, StopReport report) {}
 
+    /** A damaged lease of a dead tether was reaped; {@code movedTo} is where its file went. */
+    default void reapedDamaged(LeaseStore.Damaged damaged, StopReport report, java.util.Optional<java.nio.file.Path> movedTo) {}
+
     default void exited(Lease lease, int exitCode) {}
 
     default void stopped(Lease lease, String summary) {}

@@ -141,13 +141,15 @@ public final class ServerManager implements AutoCloseable {
                 // Every orphan is reaped here, whatever its port: DESIGN 5 asks it of the port's next user, but
                 // with --port auto no start would ever look at an orphan's port, and dead runs would pile up.
                 List<Lease> live = new ArrayList<>();
-                for (Lease lease : store.list()) {
+                LeaseStore.Scan scan = store.scan();
+                for (Lease lease : scan.leases()) {
                     if (lease.isOrphan()) {
                         reapLease(lease);
                     } else {
                         live.add(lease);
                     }
                 }
+                reapDamaged(scan.damaged());
                 int port = spec.port();
                 if (port == ServerSpec.AUTO_PORT) {
                     port = pickFreePort(spec.host());
@@ -203,11 +205,17 @@ public final class ServerManager implements AutoCloseable {
      * A listener on the port with no lease: a process carrying the marker of a lease that no longer
      * exists is an orphan and is reaped; anything else is foreign and stops the start.
      */
-    private void reapUnleasedListeners(int port) throws ForeignPortException {
+    private void reapUnleasedListeners(int port) throws ForeignPortException, PortInUseException {
         PortInspector inspector = new PortInspector(home);
         for (PortInspector.Holder holder : inspector.holders(port)) {
             if (holder.ownership() == PortInspector.Ownership.FOREIGN) {
                 throw new ForeignPortException(port, holder, false);
+            }
+            if (holder.ownership() == PortInspector.Ownership.DAMAGED) {
+                // Damaged leases of dead tethers were reaped just before: this one's tether or shim lives.
+                throw new PortInUseException("port " + port + ": held by pid " + holder.identity().pid()
+                        + " of a tether-managed server whose lease file " + store.path(holder.leaseId().orElseThrow())
+                        + " is damaged; `tether stop --port " + port + "` stops it, or use --port auto");
             }
             if (holder.ownership() == PortInspector.Ownership.ORPHAN) {
                 String id = holder.leaseId().orElseThrow();
@@ -383,17 +391,22 @@ public final class ServerManager implements AutoCloseable {
         return rest.events().isEmpty() ? "stopped by its shim" : rest.summary();
     }
 
-    /** Stops every server whose owner and shim are both gone; returns the leases reaped. */
+    /**
+     * Stops every server whose owner and shim are both gone, damaged leases included (what they still
+     * identify); returns the leases reaped (a damaged one as its salvaged lease).
+     */
     public List<Lease> reap() {
         try {
             return store.locked(() -> {
                 List<Lease> reaped = new ArrayList<>();
-                for (Lease lease : store.list()) {
+                LeaseStore.Scan scan = store.scan();
+                for (Lease lease : scan.leases()) {
                     if (lease.isOrphan()) {
                         reapLease(lease);
                         reaped.add(lease);
                     }
                 }
+                reaped.addAll(reapDamaged(scan.damaged()));
                 return reaped;
             });
         } catch (RuntimeException e) {
@@ -401,6 +414,53 @@ public final class ServerManager implements AutoCloseable {
         } catch (Exception e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    /** Lease files that do not parse, each with what could be salvaged from it. */
+    public List<LeaseStore.Damaged> damagedLeases() {
+        return store.damaged();
+    }
+
+    /**
+     * Damaged leases whose recorded tether and shim are both gone (or unreadable) are orphans: their trees
+     * are stopped as far as they can be identified and the files moved aside. The others are said, not touched.
+     */
+    private List<Lease> reapDamaged(List<LeaseStore.Damaged> damaged) {
+        List<Lease> reaped = new ArrayList<>();
+        for (LeaseStore.Damaged d : damaged) {
+            Lease l = d.salvaged();
+            if (l.isOrphan()) {
+                StopReport report = stopTree(d);
+                events.reapedDamaged(d, report, store.moveAside(d));
+                reaped.add(l);
+            } else {
+                events.waiting("lease file " + d.file() + " is damaged (" + d.problem() + "), but its "
+                        + (l.ownerAlive() ? "tether pid " + l.owner().pid() : "shim pid " + l.shim().pid())
+                        + " is alive; left alone (`tether stop " + d.id() + "` stops it)");
+            }
+        }
+        return reaped;
+    }
+
+    /**
+     * Stops what a damaged lease still identifies (for {@code tether stop}, {@code tether port --kill}):
+     * through its shim when a recorded shim lives, then every member found by the lease's marker, recorded
+     * identities and group; moves the file aside. Never throws for what the file lacks.
+     */
+    public String stopDamaged(LeaseStore.Damaged damaged) {
+        StopReport report = stopTree(damaged);
+        Optional<Path> moved = store.moveAside(damaged);
+        return report.summary() + (moved.map(p -> "; damaged lease file moved to " + p)
+                .orElse(Files.exists(damaged.file()) ? "; the damaged lease file " + damaged.file() + " could not be moved" : ""));
+    }
+
+    private StopReport stopTree(LeaseStore.Damaged damaged) {
+        Lease l = damaged.salvaged();
+        Duration grace = Duration.ofMillis(l.graceMillis() > 0 ? l.graceMillis() : 10_000);
+        if (l.shimAlive() && Signaller.send(l.shim(), Signal.TERM) == Signaller.Outcome.SENT) {
+            Poll.until(() -> !l.shim().isAlive(), grace.plus(TreeStopper.KILL_WAIT).plusSeconds(5), Duration.ofMillis(20));
+        }
+        return TreeStopper.stop(new ProcessTree(l.membership()), grace, l.port());
     }
 
     private void reapLease(Lease lease) {

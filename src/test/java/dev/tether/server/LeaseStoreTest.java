@@ -84,9 +84,47 @@ class LeaseStoreTest {
         Files.writeString(home.leases().resolve("notes.txt"), "not a lease");
 
         assertThat(store.list()).extracting(Lease::id).containsExactly("early", "late");
-        assertThat(store.damaged()).containsExactly(home.leases().resolve("torn.json"));
+        assertThat(store.damaged()).extracting(LeaseStore.Damaged::file).containsExactly(home.leases().resolve("torn.json"));
+        assertThat(store.damaged().getFirst().id()).isEqualTo("torn");
         assertThatThrownBy(() -> store.read("torn")).isInstanceOf(UncheckedIOException.class)
                 .hasMessageContaining("torn.json").hasMessageContaining("damaged");
+    }
+
+    @Test
+    void aLeaseCutAtAnyByteSalvagesOnlyExactFieldsAndNeverThrows() throws Exception {
+        ProcessIdentity me = ProcessIdentity.current();
+        ProcessIdentity other = new ProcessIdentity(4_000_123, 987_654_321L, me.bootId(), 1000);
+        Lease full = new Lease("cut", "m", "command", List.of("srv", "--port", "18080"), "127.0.0.1", 18080, "/health",
+                other, 4_000_123, me, other, Set.of(me, other), "/tmp/cut.log", Instant.now(), 10_000, Lease.State.READY);
+        store.write(full);
+        byte[] bytes = Files.readAllBytes(store.path("cut"));
+        Set<ProcessIdentity> allowed = Set.of(me, other);
+        boolean sawPortAndOwner = false;
+        for (int cut = 0; cut < bytes.length - 1; cut++) {
+            Files.write(store.path("cut"), java.util.Arrays.copyOf(bytes, cut));
+            LeaseStore.Scan scan = store.scan();
+            assertThat(scan.leases()).as("cut at %d", cut).isEmpty();
+            Lease salvaged = scan.damaged().getFirst().salvaged();
+            assertThat(salvaged.id()).isEqualTo("cut");
+            assertThat(salvaged.port()).as("port, cut at %d", cut).isIn(0, 18080);
+            assertThat(salvaged.pgid()).as("pgid, cut at %d", cut).isIn(0, 4_000_123);
+            for (ProcessIdentity id : java.util.stream.Stream.of(salvaged.server(), salvaged.owner(), salvaged.shim())
+                    .filter(java.util.Objects::nonNull).toList()) {
+                assertThat(id).as("identity, cut at %d", cut).isIn(allowed);
+            }
+            assertThat(allowed).as("members, cut at %d", cut).containsAll(salvaged.members());
+            sawPortAndOwner |= salvaged.port() == 18080 && me.equals(salvaged.owner());
+        }
+        assertThat(sawPortAndOwner).isTrue();
+        Files.write(store.path("cut"), new byte[] {0, 1, 2, '{', '"'});
+        assertThat(store.damaged()).singleElement().satisfies(d -> {
+            assertThat(d.salvaged().membership().leaseId()).isEqualTo("cut");
+            assertThat(d.salvaged().isOrphan()).isTrue();
+        });
+        Files.writeString(store.path("cut"), "{}");
+        assertThat(store.damaged()).as("an object that is no lease").hasSize(1);
+        assertThat(store.moveAside(store.damaged().getFirst())).contains(home.leases().resolve("cut.json.damaged"));
+        assertThat(store.scan().damaged()).isEmpty();
     }
 
     @Test
