@@ -429,17 +429,34 @@ public final class ServerManager implements AutoCloseable {
         List<Lease> reaped = new ArrayList<>();
         for (LeaseStore.Damaged d : damaged) {
             Lease l = d.salvaged();
-            if (l.isOrphan()) {
+            if (l.isOrphan() && !shimRunsFor(d.id())) {
                 StopReport report = stopTree(d);
                 events.reapedDamaged(d, report, store.moveAside(d));
                 reaped.add(l);
             } else {
                 events.waiting("lease file " + d.file() + " is damaged (" + d.problem() + "), but its "
-                        + (l.ownerAlive() ? "tether pid " + l.owner().pid() : "shim pid " + l.shim().pid())
+                        + (l.ownerAlive() ? "tether pid " + l.owner().pid() : l.shimAlive() ? "shim pid " + l.shim().pid() : "shim")
                         + " is alive; left alone (`tether stop " + d.id() + "` stops it)");
             }
         }
         return reaped;
+    }
+
+    /**
+     * Whether a live shim manages lease {@code id}: a damaged file may have lost its owner and shim fields,
+     * but a shim lives only as long as its tether (its watchdog), so while one runs for the id, the
+     * server is managed and must not be reaped (found by ReadyMeansOursTest: a lease cut in half made the
+     * next start reap a live tether's server).
+     */
+    private static boolean shimRunsFor(String id) {
+        String shimClass = Shim.class.getName();
+        for (int pid : ProcFs.pids()) {
+            String command = ProcFs.commandLine(pid);
+            if (command.contains(shimClass) && command.endsWith(" " + id)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**
