@@ -30,7 +30,9 @@ final class ConsoleEvents implements ServerEvents {
 
     @Override
     public void ready(Lease lease, String baseUrl, Duration took) {
-        say("Ready: " + baseUrl + " (" + lease.id() + model(lease) + ", " + String.format("%.1f", took.toMillis() / 1000.0) + " s)");
+        // No String.format here: its first use in a JVM costs milliseconds, between the answer and this line.
+        long tenths = (took.toMillis() + 50) / 100;
+        say("Ready: " + baseUrl + " (" + lease.id() + model(lease) + ", " + tenths / 10 + "." + tenths % 10 + " s)");
     }
 
     private static String model(Lease lease) {

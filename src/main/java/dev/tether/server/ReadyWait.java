@@ -74,6 +74,9 @@ final class ReadyWait {
             }
             Set<Long> sockets = PortListeners.listeningSockets(lease.port());
             long interval = LISTEN_POLL_MILLIS;
+            if (sockets.isEmpty() && !warm) {
+                warmUp();
+            }
             if (!sockets.isEmpty()) {
                 if (!sockets.equals(verified)) {
                     if (!ours(sockets)) {
@@ -97,6 +100,26 @@ final class ReadyWait {
             if (Thread.currentThread().isInterrupted()) {
                 return "interrupted while waiting for the server";
             }
+        }
+    }
+
+    private boolean warm;
+
+    /**
+     * While nothing listens yet, runs once what the first checks after it listens will run (the shim's
+     * children, their sockets, a connection attempt the kernel refuses), so those checks do not pay this
+     * fresh JVM's class loading between the server's first healthy answer and {@code Ready:} (about half
+     * of that time in a measured run; BENCHMARKS.md).
+     */
+    private void warmUp() {
+        warm = true;
+        if (lease.shim() != null) {
+            for (int child : ProcFs.children(lease.shim().pid())) {
+                ProcFs.socketInodes(child);
+            }
+        }
+        if (health != null) {
+            health.isReady();   // refused: nothing listens (and if it just began to, one early health request)
         }
     }
 
