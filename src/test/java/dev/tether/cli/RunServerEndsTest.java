@@ -108,4 +108,54 @@ class RunServerEndsTest {
         assertThat(run.out()).containsOnlyOnce("Starting server");
         assertAllAnswered(output, n);
     }
+
+    @Test
+    void aServerStoppedByTetherStopIsNotRestartedAndTheRunEndsSayingWhoStoppedIt() throws Exception {
+        int n = 200;
+        Path output = dir.resolve("gens.jsonl");
+        var run = tethers.start(dir, prompts(input(n), output, List.of("--delay-ms", "100"),
+                "--port", "auto", "--concurrency", "2"));
+        Lease lease = awaitProgress(run, output, 4);
+
+        var stop = TetherCli.run(tethers.home(), "stop", lease.id());
+        assertThat(stop.exitCode()).as(stop.err()).isZero();
+
+        assertThat(run.awaitExit(RUN)).as("exit\nstdout:\n%s\nstderr:\n%s", run.out(), run.err()).isEqualTo(1);
+        assertThat(run.err()).doesNotContain("restarting").doesNotContain("records failed");
+        assertThat(run.err().lines().filter(l -> l.startsWith("tether: ")).toList()).singleElement().satisfies(l ->
+                assertThat(l).contains("the server for m (" + lease.id() + ") was stopped from outside by `tether stop`")
+                        .contains("not restarted").contains("re-run the same command"));
+        assertThat(run.out()).doesNotContain("Done.").containsOnlyOnce("Starting server");
+        List<JsonNode> records = TetherHomes.jsonLines(output);
+        assertThat(records).as("no failure records for the work left").hasSizeLessThan(n)
+                .allSatisfy(r -> assertThat(r.has("error")).as("failure record %s", r).isFalse());
+        assertThat(leases(tethers.home())).isEmpty();
+    }
+
+    @Test
+    void aRunUsingAnotherTethersServerTakesOverWhenThatServerIsStopped() throws Exception {
+        int port = Fixture.freePort();
+        String command = String.join(" ", Fixture.command(FlakyOpenAiServer.class, "--port", "{port}", "--delay-ms", "100"));
+        var owner = tethers.start(dir, "serve", "--model", "m", "--command", command, "--port", String.valueOf(port));
+        Lease shared = owner.awaitReady();
+
+        int n = 120;
+        Path output = dir.resolve("gens.jsonl");
+        var run = tethers.start(dir, "run", "--task", "prompts", "--model", "m", "--command", command, "--input",
+                input(n).toString(), "--output", output.toString(), "--port", String.valueOf(port), "--concurrency", "2");
+        run.awaitLine("Using running server", TetherHomes.UP);
+        assertThat(Poll.until(() -> count(output) >= 4 || !run.process.isAlive(), RUN, Duration.ofMillis(10))).isTrue();
+
+        // The owner stops its server (here: it is stopped under its serve, which then ends).
+        var stop = TetherCli.run(tethers.home(), "stop", shared.id());
+        assertThat(stop.exitCode()).as(stop.err()).isZero();
+        assertThat(owner.awaitExit(RUN)).isZero();
+
+        assertThat(run.awaitExit(RUN)).as("exit\nstdout:\n%s\nstderr:\n%s", run.out(), run.err()).isZero();
+        assertThat(run.err().lines().filter(l -> l.contains("was stopped by its owner")).toList()).singleElement()
+                .satisfies(l -> assertThat(l).contains("the server for m that this run shared with tether pid "
+                        + owner.process.pid()).contains("starting this run's own server"));
+        assertThat(run.out()).contains("Starting server").contains("Done.");
+        assertAllAnswered(output, n);
+    }
 }
