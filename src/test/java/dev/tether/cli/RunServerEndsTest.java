@@ -158,4 +158,59 @@ class RunServerEndsTest {
         assertThat(run.out()).contains("Starting server").contains("Done.");
         assertAllAnswered(output, n);
     }
+
+    /** Sends a signal with the real kill(1) (SIGHUP and SIGQUIT are not among the signals tether sends). */
+    private static void kill(String signal, long pid) throws Exception {
+        Process kill = new ProcessBuilder("/bin/kill", "-" + signal, String.valueOf(pid)).inheritIO().start();
+        assertThat(kill.waitFor(10, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+        assertThat(kill.exitValue()).isZero();
+    }
+
+    /** A run stopped by a signal mid-run: only the signal's line, no restarts, no failure records. */
+    private void assertStoppedBySignal(BackgroundTether run, Path output, String signal, int code) throws Exception {
+        assertThat(run.awaitExit(RUN)).as("exit\nstdout:\n%s\nstderr:\n%s", run.out(), run.err()).isEqualTo(code);
+        assertThat(run.err().lines().filter(l -> l.startsWith("tether: ")).toList()).as(run.err()).singleElement()
+                .satisfies(l -> assertThat(l).startsWith("tether: SIG" + signal + " received")
+                        .endsWith("stopping servers, then exiting with " + code));
+        assertThat(run.err()).doesNotContain("restarting").doesNotContain("is gone").doesNotContain("unexpected failure")
+                .doesNotContain("from outside");
+        assertThat(TetherHomes.jsonLines(output)).allSatisfy(r -> assertThat(r.has("error")).as("failure record %s", r).isFalse());
+        assertThat(leases(tethers.home())).isEmpty();
+    }
+
+    @Test
+    void ctrlCMidRunStopsWithoutRestartLinesOrFailureRecords() throws Exception {
+        Path output = dir.resolve("gens.jsonl");
+        var run = tethers.start(dir, prompts(input(200), output, List.of("--delay-ms", "100"),
+                "--port", "auto", "--concurrency", "2"));
+        awaitProgress(run, output, 4);
+        // Sent to the process itself: a test's child is not in a terminal's foreground group.
+        kill("INT", run.process.pid());
+        assertStoppedBySignal(run, output, "INT", 130);
+    }
+
+    @Test
+    void sighupMidRunExits129WithItsOwnLine() throws Exception {
+        Path output = dir.resolve("gens.jsonl");
+        var run = tethers.start(dir, prompts(input(200), output, List.of("--delay-ms", "100"),
+                "--port", "auto", "--concurrency", "2"));
+        awaitProgress(run, output, 4);
+        kill("HUP", run.process.pid());
+        assertStoppedBySignal(run, output, "HUP", 129);
+        assertThat(run.err()).contains("hangup");
+    }
+
+    @Test
+    void sigquitPrintsItsThreadDumpOnStderrNeverOnStdout() throws Exception {
+        int n = 30;
+        Path output = dir.resolve("gens.jsonl");
+        var run = tethers.start(dir, prompts(input(n), output, List.of("--delay-ms", "100"),
+                "--port", "auto", "--concurrency", "2"));
+        awaitProgress(run, output, 2);
+        kill("QUIT", run.process.pid());
+        assertThat(run.awaitExit(RUN)).as("SIGQUIT does not stop the run\nstderr:\n%s", run.err()).isZero();
+        assertThat(run.out()).doesNotContain("Full thread dump").doesNotContain("\"main\"").contains("Done.");
+        assertThat(run.err()).contains("Full thread dump");
+        assertAllAnswered(output, n);
+    }
 }
