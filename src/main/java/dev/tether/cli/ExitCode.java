@@ -11,6 +11,8 @@ public final class ExitCode {
     public static final int SERVER_FAILED = 3;
     /** The port is held by a process tether does not manage. */
     public static final int PORT_HELD = 4;
+    /** Stopped by SIGHUP (the terminal hung up), after the server tree was gone. */
+    public static final int HANGUP = 129;
     /** Stopped by SIGINT (Ctrl-C), after the server tree was gone. */
     public static final int INTERRUPTED = 130;
     /** Stopped by SIGTERM, after the server tree was gone. */

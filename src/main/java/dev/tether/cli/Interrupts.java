@@ -4,8 +4,8 @@ import java.io.PrintWriter;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * SIGINT and SIGTERM: say what is happening, then exit with 130 or 143. The exit runs the JVM's
- * shutdown hooks, among them the server manager's, which stops every server tree first.
+ * SIGINT, SIGTERM and SIGHUP: say what is happening, then exit with 130, 143 or 129. The exit runs
+ * the JVM's shutdown hooks, among them the server manager's, which stops every server tree first.
  */
 final class Interrupts {
     private static final AtomicBoolean EXITING = new AtomicBoolean();
@@ -19,11 +19,16 @@ final class Interrupts {
 
     @SuppressWarnings("removal")
     static void install(PrintWriter err) {
-        for (String name : new String[] {"INT", "TERM"}) {
-            int code = name.equals("INT") ? ExitCode.INTERRUPTED : ExitCode.TERMINATED;
+        for (String name : new String[] {"INT", "TERM", "HUP"}) {
+            int code = switch (name) {
+                case "INT" -> ExitCode.INTERRUPTED;
+                case "HUP" -> ExitCode.HANGUP;
+                default -> ExitCode.TERMINATED;
+            };
+            String what = name.equals("HUP") ? " (hangup: the terminal or session went away)" : "";
             sun.misc.Signal.handle(new sun.misc.Signal(name), sig -> {
                 if (EXITING.compareAndSet(false, true)) {
-                    err.println("tether: SIG" + name + " received: stopping servers, then exiting with " + code);
+                    err.println("tether: SIG" + name + " received" + what + ": stopping servers, then exiting with " + code);
                     err.flush();
                     // System.exit blocks until the hooks finish: never on the signal dispatcher thread.
                     Thread.ofPlatform().name("tether-exit").start(() -> System.exit(code));

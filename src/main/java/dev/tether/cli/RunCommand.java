@@ -2,6 +2,7 @@ package dev.tether.cli;
 
 import dev.tether.client.ClientConfig;
 import dev.tether.client.OpenAiClient;
+import dev.tether.client.ServerStoppedException;
 import dev.tether.pipeline.InputException;
 import dev.tether.pipeline.PromptsTask;
 import dev.tether.pipeline.ResumableOutput;
@@ -213,6 +214,10 @@ final class RunCommand implements Callable<Integer> {
             }
         } catch (InputException e) {
             throw CliError.usage(e.getMessage());
+        } catch (ServerStoppedException e) {
+            // Stopped on purpose from outside: the run ends (exit 1) with who did it; the work left is not
+            // written as failures, so a re-run resumes it.
+            throw new CliError(ExitCode.JOB_FAILED, e.getMessage(), e);
         } catch (ResumableOutput.WriteFailed e) {
             // A full disk (or another write error) after the job started: the job failed (exit 1), and the output
             // holds only complete records, so freeing space and re-running resumes where it stopped.

@@ -53,7 +53,8 @@ final class ServeCommand implements Callable<Integer> {
             var external = handle.externalStopSummary();
             if (external.isPresent()) {
                 // No summary here: closing the manager prints "Server … stopped: <summary>" next.
-                out.println("Server " + handle.lease().id() + " was stopped from outside (`tether stop`, or SIGTERM to its shim).");
+                out.println("Server " + handle.lease().id() + " was stopped from outside by "
+                        + handle.stoppedBy().orElse("SIGTERM to its shim") + ".");
                 return ExitCode.OK;
             }
             out.println("Server " + handle.lease().id() + " exited " + (code == null ? "(its shim is gone)" : "with code " + code)

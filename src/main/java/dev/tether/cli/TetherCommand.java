@@ -22,6 +22,7 @@ import picocli.CommandLine.Option;
                 "2:usage or input error",
                 "3:the server failed to start",
                 "4:port held by a process tether does not manage",
+                "129:stopped by SIGHUP, a hangup (after the server tree was gone)",
                 "130:stopped by Ctrl-C (after the server tree was gone)",
                 "143:stopped by SIGTERM (after the server tree was gone)"})
 public final class TetherCommand implements Runnable {
@@ -64,6 +65,11 @@ public final class TetherCommand implements Runnable {
     }
 
     private static int onFailure(Exception e, CommandLine cli, CommandLine.ParseResult parsed) {
+        if (Interrupts.exiting()) {
+            // A signal's exit is under way (its line is printed, its code wins): what failed now is its
+            // consequence (requests cut off as the servers stop), not news.
+            return ExitCode.INTERRUPTED;
+        }
         PrintWriter err = cli.getErr();
         if (e instanceof CliError error) {
             err.println("tether: " + error.getMessage());

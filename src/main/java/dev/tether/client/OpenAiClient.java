@@ -207,6 +207,8 @@ public final class OpenAiClient implements AutoCloseable {
                 boolean back;
                 try {
                     back = recovery.recover(error);
+                } catch (ServerStoppedException e) {
+                    throw e;   // the run ends: not this request's failure
                 } catch (RuntimeException e) {
                     throw failure.toException(url, attempts, attemptStart, "server recovery failed: "
                             + AttemptFailure.describe(e));

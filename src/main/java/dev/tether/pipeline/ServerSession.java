@@ -2,6 +2,7 @@ package dev.tether.pipeline;
 
 import dev.tether.client.ClientException;
 import dev.tether.client.ServerRecovery;
+import dev.tether.client.ServerStoppedException;
 import dev.tether.server.ForeignPortException;
 import dev.tether.server.PortInUseException;
 import dev.tether.server.ServerHandle;
@@ -60,32 +61,73 @@ public final class ServerSession implements ServerRecovery, AutoCloseable {
     }
 
     /**
-     * Callers that fail together queue on this lock: the first restarts a dead server, the rest then
-     * find it alive and simply retry.
+     * Callers that fail together queue on this lock: the first decides by why the server ended, the rest
+     * then find it running again (or the same end) and follow. A server that runs is retried (slow, or a
+     * stale connection); one that crashed, lost its shim or hung is restarted within the budget; one that
+     * was stopped from outside ends the run ({@link ServerStoppedException}, never a restart); a shared
+     * server whose owner stopped it is replaced by a server of this run's own (a takeover). Once the
+     * manager is closing (Ctrl-C, SIGTERM, the run's end) nothing is restarted and nothing is said.
      */
     @Override
     public boolean recover(ClientException cause) throws InterruptedException {
         synchronized (this) {
+            if (manager.closing()) {
+                throw new InterruptedException("the run is stopping");
+            }
             if (current == null) {
                 return false;
             }
-            if (current.isAlive()) {
-                return true;   // alive: a slow or overloaded server, not a dead one; retry with back-off
+            ServerHandle.End end = current.end();
+            switch (end) {
+                case RUNNING, HUNG -> {
+                    return true;   // alive: a slow or overloaded server, not a dead one; retry with back-off
+                }
+                case STOPPED -> {
+                    return false;   // stopped from here (its restart budget was spent): the requests fail
+                }
+                case STOPPED_OUTSIDE -> throw new ServerStoppedException("the server for " + current.model() + " ("
+                        + current.lease().id() + ") was stopped from outside by " + current.stoppedBy().orElse("someone")
+                        + "; it is not restarted, and the run ends here (re-run the same command to resume)");
+                case GONE -> {
+                    return takeOver();
+                }
+                case EXITED, SHIM_LOST -> {
+                    if (!current.owned() || restartsUsed >= restartBudget) {
+                        return false;
+                    }
+                    restartsUsed++;
+                    System.err.println("tether: the server for " + current.model() + " is gone ("
+                            + (end == ServerHandle.End.SHIM_LOST ? "its shim died"
+                                : current.exitCode().map(c -> "exit code " + c).orElse("no exit code"))
+                            + "); restarting it (" + restartsUsed + " of " + restartBudget + " restarts)");
+                    try {
+                        current.restart();
+                        return true;
+                    } catch (ServerStartException | ForeignPortException | PortInUseException e) {
+                        System.err.println("tether: the restart failed: " + e.getMessage());
+                        return false;
+                    }
+                }
+                default -> throw new IllegalStateException(end.toString());
             }
-            if (!current.owned() || restartsUsed >= restartBudget) {
-                return false;
-            }
-            restartsUsed++;
-            System.err.println("tether: the server for " + current.model() + " is gone ("
-                    + current.exitCode().map(c -> "exit code " + c).orElse("no exit code") + "); restarting it ("
-                    + restartsUsed + " of " + restartBudget + " restarts)");
-            try {
-                current.restart();
-                return true;
-            } catch (ServerStartException | ForeignPortException | PortInUseException e) {
-                System.err.println("tether: the restart failed: " + e.getMessage());
-                return false;
-            }
+        }
+    }
+
+    /**
+     * The shared server ("Using running server") is gone: its owner stopped it. This run starts its own
+     * for the same spec and goes on (if the owner restarts it first, the start simply uses it again).
+     */
+    private boolean takeOver() {
+        ServerHandle gone = current;
+        System.err.println("tether: the server for " + gone.model() + " that this run shared with tether pid "
+                + gone.lease().owner().pid() + " was stopped by its owner; starting this run's own server for it");
+        try {
+            current = manager.start(specFor.apply(gone.model()));
+            return true;
+        } catch (ServerStartException | ForeignPortException | PortInUseException e) {
+            System.err.println("tether: the takeover failed: " + e.getMessage());
+            current = null;
+            return false;
         }
     }
 
@@ -101,11 +143,11 @@ public final class ServerSession implements ServerRecovery, AutoCloseable {
         synchronized (this) {
             server = current;
         }
-        if (server == null || !server.isAlive() || server.answersHealth()) {
+        if (server == null || manager.closing() || !server.isAlive() || server.answersHealth()) {
             return;   // no server, a dead one (the requests' own recovery restarts it), or merely slow
         }
         synchronized (this) {
-            if (current != server || !server.isAlive()) {
+            if (current != server || manager.closing() || !server.isAlive()) {
                 return;
             }
             String what = "the server for " + server.model() + " is hung: no request got an answer for "
@@ -121,6 +163,7 @@ public final class ServerSession implements ServerRecovery, AutoCloseable {
                 return;
             }
             restartsUsed++;
+            server.markHung();
             System.err.println("tether: " + what + "; restarting it (" + restartsUsed + " of " + restartBudget + " restarts)");
             try {
                 server.restart();

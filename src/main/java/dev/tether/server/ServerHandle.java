@@ -10,12 +10,32 @@ import java.util.Set;
  * this process started it; a server reused from another live tether is never stopped from here.
  */
 public final class ServerHandle implements AutoCloseable {
+    /** Whether a server still runs and, if not, why it ended: what a run's recovery decides by. */
+    public enum End {
+        /** It runs. */
+        RUNNING,
+        /** Its root exited on its own (a crash): {@link #exitCode()}. */
+        EXITED,
+        /** {@code tether stop} or a SIGTERM to its shim stopped it: {@link #stoppedBy()}. Never restarted. */
+        STOPPED_OUTSIDE,
+        /** Its shim died without stopping it (kill -9, the OOM killer); this process stopped the tree. */
+        SHIM_LOST,
+        /** It runs but answers nothing, not even its health check: declared hung by the run (and being restarted). */
+        HUNG,
+        /** Stopped from here (close, Ctrl-C, or a stop on purpose). */
+        STOPPED,
+        /** A server shared from another tether whose lease is gone or stopping: its owner stopped it. */
+        GONE
+    }
+
     private final ServerManager manager;
     private final ServerSpec spec;
     private final boolean owned;
     private volatile Lease lease;
     private volatile ShimConnection connection;
     private volatile boolean stopped;
+    private volatile boolean shimLost;
+    private volatile boolean hung;
     private volatile int restarts;
 
     ServerHandle(ServerManager manager, ServerSpec spec, Lease lease, ShimConnection connection) {
@@ -60,14 +80,45 @@ public final class ServerHandle implements AutoCloseable {
      * daemonized and members remain); for a reused one, its lease still exists.
      */
     public boolean isAlive() {
-        if (stopped) {
-            return false;
-        }
+        End end = end();
+        return end == End.RUNNING || end == End.HUNG;
+    }
+
+    /** Why the server ended, or RUNNING (HUNG once the run declared it hung, until it is restarted). */
+    public End end() {
         if (!owned) {
-            return manager.store().read(lease.id()).isPresent();
+            return manager.store().read(lease.id()).filter(l -> l.state() != Lease.State.STOPPING).isPresent()
+                    ? End.RUNNING : End.GONE;
+        }
+        if (stopped) {
+            return shimLost ? End.SHIM_LOST : End.STOPPED;
         }
         ShimConnection c = connection;
-        return c.shimAlive() && c.exitCode() == null;
+        if (c.exitCode() != null) {
+            return End.EXITED;
+        }
+        if (c.stoppedBy() != null || c.stopSummary() != null) {
+            return End.STOPPED_OUTSIDE;   // the shim stopped it without being asked to from here
+        }
+        if (!c.shimAlive()) {
+            return End.SHIM_LOST;
+        }
+        return hung ? End.HUNG : End.RUNNING;
+    }
+
+    /** Who stopped it from outside: {@code `tether stop`} or {@code SIGTERM to its shim}; empty otherwise. */
+    public Optional<String> stoppedBy() {
+        if (!owned) {
+            return Optional.empty();
+        }
+        ShimConnection c = connection;
+        return Optional.ofNullable(c.stoppedBy() != null ? c.stoppedBy()
+                : c.stopSummary() != null ? "SIGTERM to its shim" : null);
+    }
+
+    /** The run found it hung (see {@link End#HUNG}); a restart clears it. */
+    public void markHung() {
+        hung = true;
     }
 
     /**
@@ -112,6 +163,7 @@ public final class ServerHandle implements AutoCloseable {
             if (stopped || connection != which || which.stopSummary() != null) {
                 return;   // stopped from here, restarted since, or the shim stopped the server itself
             }
+            shimLost = true;
         }
         stop();
     }
@@ -149,6 +201,8 @@ public final class ServerHandle implements AutoCloseable {
         watchShim();
         manager.track(this);   // stop() untracked it: the restarted server must still go at close and shutdown
         this.stopped = false;
+        this.shimLost = false;
+        this.hung = false;
         restarts++;
     }
 

@@ -67,6 +67,7 @@ public final class ServerManager implements AutoCloseable {
     private final List<ServerHandle> owned = new CopyOnWriteArrayList<>();
     private final Thread shutdownHook = new Thread(this::stopAll, "tether-stop-servers");
     private boolean hookInstalled;
+    private volatile boolean closing;
 
     public ServerManager(TetherHome home, ServerEvents events) {
         this.home = home.ensure();
@@ -382,6 +383,9 @@ public final class ServerManager implements AutoCloseable {
             }
         }
         Duration grace = Duration.ofMillis(lease.graceMillis() > 0 ? lease.graceMillis() : 10_000);
+        // Marked first: the shim reads it on SIGTERM and tells its owner "stopped from outside by `tether stop`",
+        // and the owner's recovery then does not restart it.
+        store.update(lease.id(), l -> l.withState(Lease.State.STOPPING));
         if (lease.shimAlive() && Signaller.send(lease.shim(), Signal.TERM) == Signaller.Outcome.SENT) {
             Poll.until(() -> !lease.shim().isAlive(), grace.plus(TreeStopper.KILL_WAIT).plusSeconds(5), Duration.ofMillis(20));
         }
@@ -495,11 +499,20 @@ public final class ServerManager implements AutoCloseable {
     }
 
     private void stopAll() {
+        closing = true;
         List<ServerHandle> handles = new ArrayList<>(owned);
         java.util.Collections.reverse(handles);
         for (ServerHandle handle : handles) {
             handle.stop();
         }
+    }
+
+    /**
+     * This manager is stopping its servers (close, or the shutdown hook after Ctrl-C or SIGTERM): a
+     * server that ends now is not to be restarted.
+     */
+    public boolean closing() {
+        return closing;
     }
 
     /** Stops every server this manager started. */

@@ -37,7 +37,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * </ul>
  * Protocol, one line each: owner → shim {@code stop}; shim → owner {@code started <pid> <start>},
  * {@code exited <code>} (the root exited and no member is left), {@code daemonized} (the root exited
- * 0 and members live on), {@code stopped <summary>}, {@code failed <message>}.
+ * 0 and members live on), {@code stopping <who>} (a stop from outside begins: {@code `tether stop`},
+ * which marks the lease STOPPING before its SIGTERM, or {@code SIGTERM to its shim}),
+ * {@code stopped <summary>}, {@code failed <message>}. The lease is marked STOPPING when any stop
+ * begins, so a tether that shares the server sees it going before it is gone.
  *
  * <p>Started as {@code java ... dev.tether.server.Shim <tether-home> <lease-id>}, not through the
  * command line parser, to keep its start-up short.
@@ -51,6 +54,8 @@ public final class Shim {
     private final CountDownLatch stopRequested = new CountDownLatch(1);
     private final AtomicBoolean stopping = new AtomicBoolean();
     private volatile String stopReason = "";
+    /** Who stopped the server from outside (a SIGTERM), or null. */
+    private volatile String stoppedFromOutside;
     private volatile Spawned server;
     private volatile ProcessTree tree;
     private volatile boolean daemonized;
@@ -115,6 +120,10 @@ public final class Shim {
         } catch (InterruptedException e) {
             stopReason = "interrupted";
         }
+        if (stoppedFromOutside != null) {
+            owner.println("stopping " + stoppedFromOutside);
+        }
+        leases.update(leaseId, l -> l.withState(Lease.State.STOPPING));
         // Let a refresh in flight finish rather than interrupt it: an interrupt inside the lease store's
         // file lock only fails it (FileLockInterruptionException) and litters the shim's log.
         refresher.shutdown();
@@ -166,7 +175,16 @@ public final class Shim {
 
     @SuppressWarnings("removal")
     private void installSigtermHandler() {
-        sun.misc.Signal.handle(new sun.misc.Signal("TERM"), sig -> requestStop("SIGTERM"));
+        sun.misc.Signal.handle(new sun.misc.Signal("TERM"), sig -> {
+            // `tether stop` marks the lease STOPPING before it signals: the owner is told who it was.
+            boolean byStopCommand = leases.read(leaseId).map(l -> l.state() == Lease.State.STOPPING).orElse(false);
+            synchronized (this) {
+                if (!stopping.get()) {
+                    stoppedFromOutside = byStopCommand ? "`tether stop`" : "SIGTERM to its shim";
+                }
+            }
+            requestStop("SIGTERM");
+        });
         // The shim is in its own session: a terminal's Ctrl-C reaches the owner, which then says "stop".
         sun.misc.Signal.handle(new sun.misc.Signal("INT"), sun.misc.SignalHandler.SIG_IGN);
     }

@@ -22,6 +22,7 @@ final class ShimConnection {
     private volatile Integer exitCode;
     private volatile boolean daemonized;
     private volatile String stopSummary;
+    private volatile String stoppedBy;
     private volatile String failure;
     private final Thread reader;
     private final long spawnedAtNanos;
@@ -56,6 +57,7 @@ final class ShimConnection {
                         ended.complete(exitCode);
                     }
                     case "daemonized" -> daemonized = true;
+                    case "stopping" -> stoppedBy = rest;
                     case "stopped" -> stopSummary = rest;
                     case "failed" -> {
                         failure = rest;
@@ -103,6 +105,11 @@ final class ShimConnection {
     /** The shim's "stopped" summary, once it has stopped the server (for whatever reason). */
     String stopSummary() {
         return stopSummary;
+    }
+
+    /** Who began a stop from outside ({@code `tether stop`}, {@code SIGTERM to its shim}), once the shim said so. */
+    String stoppedBy() {
+        return stoppedBy;
     }
 
     boolean daemonized() {
