@@ -59,8 +59,18 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--judge", paramLabel = "M", description = "Model that judges the answers (default: --model).")
     String judge;
 
-    @Option(names = "--output-dir", paramLabel = "DIR", defaultValue = "output", description = "Where results go (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--output-dir", paramLabel = "DIR",
+            description = "Where results go (default: output; with --layout hallulens the working directory, a HalluLens checkout).")
     Path outputDir;
+
+    @Option(names = "--layout", paramLabel = "LAYOUT", defaultValue = "tether",
+            description = "precisewikiqa: tether (OUT/precise_qa, OUT/precisewikiqa/<model>) or hallulens (the original's paths "
+                    + "data/precise_qa/save/... and output/precise_wikiqa_goodwiki_dynamic/<model>/..., and its key names in "
+                    + "eval_results.json) (default: ${DEFAULT-VALUE}).")
+    String layoutName;
+
+    /** Resolved in checkOptions(). */
+    PreciseWikiQa.Layout layout;
 
     @Option(names = "--concurrency", paramLabel = "C",
             description = "Requests in flight at most (default: 64, which suits vLLM; 4 for the embedded engine, its slot count).")
@@ -130,17 +140,17 @@ final class RunCommand implements Callable<Integer> {
             if (steps.contains("generate")) {
                 docs = WikiDocs.load(wikiFile != null ? wikiFile : WikiDocs.sample(outputDir.resolve("data")));
             }
-            if (steps.getFirst().equals("inference") && !Files.isRegularFile(PreciseWikiQa.questionsFile(outputDir, qGen))) {
-                throw new InputException("questions file not found: " + PreciseWikiQa.questionsFile(outputDir, qGen)
+            if (steps.getFirst().equals("inference") && !Files.isRegularFile(PreciseWikiQa.questionsFile(layout, outputDir, qGen))) {
+                throw new InputException("questions file not found: " + PreciseWikiQa.questionsFile(layout, outputDir, qGen)
                         + " (run --step generate first, with the same --q-generator and --output-dir)");
             }
             if (steps.getFirst().equals("inference")) {
                 // Too few usable questions (a malformed file, a smaller --N earlier) is an input error: say so before a server starts.
-                PreciseWikiQa.questions(PreciseWikiQa.questionsFile(outputDir, qGen), n);
+                PreciseWikiQa.questions(PreciseWikiQa.questionsFile(layout, outputDir, qGen), n);
             }
             if (steps.getFirst().equals("eval")
-                    && !Files.isRegularFile(PreciseWikiQa.modelDir(outputDir, model).resolve("generation.jsonl"))) {
-                throw new InputException("generations not found: " + PreciseWikiQa.modelDir(outputDir, model).resolve("generation.jsonl")
+                    && !Files.isRegularFile(PreciseWikiQa.modelDir(layout, outputDir, model).resolve("generation.jsonl"))) {
+                throw new InputException("generations not found: " + PreciseWikiQa.modelDir(layout, outputDir, model).resolve("generation.jsonl")
                         + " (run --step inference first, with the same --model and --output-dir)");
             }
             // A resume must not mix models or settings in one file: refused here, before any server starts.
@@ -148,7 +158,7 @@ final class RunCommand implements Callable<Integer> {
                 promptsOptions(model).checkResume();
             } else {
                 PreciseWikiQa.Context unstarted = new PreciseWikiQa.Context(outputDir, null, concurrency, !noResume, seed,
-                        maxTokens, err);
+                        maxTokens, err, layout);
                 for (String s : steps) {
                     PreciseWikiQa.checkResume(unstarted, s, model, qGen, judgeModel);
                 }
@@ -171,7 +181,7 @@ final class RunCommand implements Callable<Integer> {
                      .withMaxRetries(retries)
                      .withRecovery(session))) {
             PreciseWikiQa.Context context = new PreciseWikiQa.Context(outputDir, client, concurrency, !noResume, seed,
-                    maxTokens, err);
+                    maxTokens, err, layout);
             for (String s : steps) {
                 String stepModel = modelFor(s, model, qGen, judgeModel);
                 PromptsTask.Options prompts = promptsOptions(model);
@@ -272,6 +282,13 @@ final class RunCommand implements Callable<Integer> {
         }
         if (!STEPS.contains(step)) {
             throw CliError.usage("unknown step '" + step + "' (known: " + String.join(", ", STEPS) + ")");
+        }
+        layout = PreciseWikiQa.Layout.parse(layoutName);
+        if (layout == null) {
+            throw CliError.usage("unknown layout '" + layoutName + "' (known: tether, hallulens)");
+        }
+        if (outputDir == null) {
+            outputDir = Path.of(layout == PreciseWikiQa.Layout.HALLULENS ? "." : "output");
         }
         if (server.model == null || server.model.isBlank()) {
             throw CliError.usage("--model is required (for example --model tiny, or a path to a .gguf file)");
