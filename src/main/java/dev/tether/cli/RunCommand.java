@@ -132,13 +132,19 @@ final class RunCommand implements Callable<Integer> {
         long promptCount = 0;
         List<WikiDocs.Doc> docs = null;
         try {
-            prepareOutputDir();
+            if (!task.equals("prompts") || output == null) {
+                prepareOutputDir();   // prompts with --output writes nothing under --output-dir: no stray output/
+            }
             if (task.equals("prompts")) {
                 promptCount = PromptsTask.validate(input);
                 checkOutputFile(promptsOutput(model));
             }
             if (steps.contains("generate")) {
-                docs = WikiDocs.load(wikiFile != null ? wikiFile : WikiDocs.sample(outputDir.resolve("data")));
+                Path original = outputDir.resolve("data/wiki_data").resolve(WikiDocs.FILE_NAME);
+                if (wikiFile == null && layout == PreciseWikiQa.Layout.HALLULENS && Files.isRegularFile(original)) {
+                    wikiFile = original;   // a HalluLens checkout's own documents (its download script puts them there)
+                }
+                docs = wikiFile != null ? WikiDocs.load(wikiFile) : WikiDocs.loadSample();
             }
             if (steps.getFirst().equals("inference") && !Files.isRegularFile(PreciseWikiQa.questionsFile(layout, outputDir, qGen))) {
                 throw new InputException("questions file not found: " + PreciseWikiQa.questionsFile(layout, outputDir, qGen)
@@ -198,6 +204,9 @@ final class RunCommand implements Callable<Integer> {
                     out.println(work.nothingToDo());
                 } else {
                     serve(session, stepModel);
+                    if (s.equals("generate") && wikiFile == null) {
+                        WikiDocs.sample(outputDir.resolve("data"));   // the run's input, where a user can see it
+                    }
                 }
                 out.flush();
                 StepResult result = switch (s) {

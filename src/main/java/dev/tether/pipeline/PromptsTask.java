@@ -88,10 +88,27 @@ public final class PromptsTask {
         Arrays.sort(idHashes, 0, ids);
         for (int i = 1; i < ids; i++) {
             if (idHashes[i] == idHashes[i - 1]) {
-                throw new InputException(input + ": two lines have the same \"id\"; ids must be unique (they key the resume)");
+                throw duplicate(input, idHashes[i]);
             }
         }
         return count;
+    }
+
+    /** The error for a duplicate id (known by its hash): a second pass finds the two lines that carry it. */
+    private static InputException duplicate(Path input, long hash) {
+        int first = -1;
+        for (Jsonl.Line line : Jsonl.read(input)) {
+            JsonNode id = line.ok() ? line.object().get("id") : null;
+            if (id != null && DoneKeys.hash(id.asText()) == hash) {
+                if (first < 0) {
+                    first = line.number();
+                } else {
+                    return new InputException(input + ":" + line.number() + ": the same \"id\" " + id + " as line " + first
+                            + "; ids must be unique (they key the resume)");
+                }
+            }
+        }
+        return new InputException(input + ": two lines have the same \"id\"; ids must be unique (they key the resume)");
     }
 
     static String check(ObjectNode o) {

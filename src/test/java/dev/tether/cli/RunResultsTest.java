@@ -268,10 +268,42 @@ class RunResultsTest {
         Files.writeString(input, "{\"id\":\"z\",\"prompt\":\"slow one\"}\n{\"prompt\":\"second\"}\n"
                 + "{\"id\":\"a\",\"prompt\":\"third\"}\n{\"id\":5,\"prompt\":\"fourth\"}\n");
         Path output = dir.resolve("gens.jsonl");
-        finish(0, "run", "--task", "prompts", "--model", "m", "--command", server("slow one\tlate\t1500\n"),
+        var run = finish(0, "run", "--task", "prompts", "--model", "m", "--command", server("slow one\tlate\t1500\n"),
                 "--input", input.toString(), "--output", output.toString(), "--port", "auto");
         List<JsonNode> records = TetherHomes.jsonLines(output);
         assertThat(records.stream().map(r -> r.get("prompt").asText())).containsExactly("slow one", "second", "third", "fourth");
         assertThat(records.getFirst().get("generation").asText()).isEqualTo("late");
+        assertThat(run.out().lines().filter(l -> l.startsWith("prompts 100%"))).as("the 100%% line once:\n%s", run.out())
+                .hasSize(1);
+        assertThat(dir.resolve("output")).as("--output given: no stray output/ in the working directory").doesNotExist();
+    }
+
+    // ------------------------------------------------------------------ 12: smaller
+
+    @Test
+    void aMissingModelFileIsExit2BeforeAnyServerStarts() throws Exception {
+        Path input = dir.resolve("prompts.jsonl");
+        Files.writeString(input, "{\"prompt\":\"a\"}\n");
+        for (String model : List.of(dir.resolve("missing.gguf").toString(), "./nowhere/model.gguf")) {
+            var run = finish(2, "run", "--task", "prompts", "--model", model, "--input", input.toString(), "--output",
+                    dir.resolve("o.jsonl").toString(), "--port", "auto");
+            assertThat(run.err().strip()).isEqualTo("tether: model file not found: " + model
+                    + " (give the path of an existing model file or directory, or --model tiny)");
+            assertThat(run.out()).doesNotContain("Starting server");
+        }
+        assertThat(dir.resolve("home/logs")).as("no server was ever started").doesNotExist();
+    }
+
+    @Test
+    void aRunThatFailsBeforeGeneratingLeavesNoWikiCopy() throws Exception {
+        var run = finish(3, wiki("/bin/false {port}", "--step", "generate", "--N", "2"));
+        assertThat(run.err()).contains("failed to start");
+        assertThat(out().resolve("data")).doesNotExist();
+    }
+
+    @Test
+    void versionCarriesTheCommit() throws Exception {
+        var run = finish(0, "--version");
+        assertThat(run.out()).containsPattern("^tether .*, commit [0-9a-f]{12}(-dirty)? — Java ");
     }
 }
