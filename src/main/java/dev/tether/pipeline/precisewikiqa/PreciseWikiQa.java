@@ -42,9 +42,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * OUT/precisewikiqa/&lt;model&gt;/halu_eval_raw.jsonl
  * OUT/precisewikiqa/&lt;model&gt;/eval_results.json             halu_rate, refusal_rate, correct_rate, counts, verdicts
  * </pre>
- * tether adds a few fields of its own: {@code candidate} (which sampling draw made a question, for
- * reproducible resumes), {@code index} (a question's position, keying generations and verdicts), and
- * {@code error} on failure records.
+ * ({@link Layout#HALLULENS} puts them at the original's own paths and key names.) tether adds a few fields of its
+ * own: {@code candidate} (which sampling draw made a question, for reproducible resumes), {@code index} (a question's
+ * position, keying generations and verdicts), {@code produced_by} (model and sampling settings; a resume with other
+ * ones is refused), and {@code error} on failure records. Records are appended as they complete; when a step ends its
+ * files are rewritten in index order ({@link InOrder}), as the original reads them by position.
  */
 public final class PreciseWikiQa {
     static final int[] BUCKETS = {8, 9};   // the original's high-quality buckets, half each
