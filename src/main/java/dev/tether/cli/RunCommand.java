@@ -60,8 +60,18 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--judge", paramLabel = "M", description = "Model that judges the answers (default: --model).")
     String judge;
 
-    @Option(names = "--output-dir", paramLabel = "DIR", defaultValue = "output", description = "Where results go (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--output-dir", paramLabel = "DIR",
+            description = "Where results go (default: output; with --layout hallulens the working directory, a HalluLens checkout).")
     Path outputDir;
+
+    @Option(names = "--layout", paramLabel = "LAYOUT", defaultValue = "tether",
+            description = "precisewikiqa: tether (OUT/precise_qa, OUT/precisewikiqa/<model>) or hallulens (the original's paths "
+                    + "data/precise_qa/save/... and output/precise_wikiqa_goodwiki_dynamic/<model>/..., and its key names in "
+                    + "eval_results.json) (default: ${DEFAULT-VALUE}).")
+    String layoutName;
+
+    /** Resolved in checkOptions(). */
+    PreciseWikiQa.Layout layout;
 
     @Option(names = "--concurrency", paramLabel = "C",
             description = "Requests in flight at most (default: 64, which suits vLLM; 4 for the embedded engine, its slot count).")
@@ -131,25 +141,31 @@ final class RunCommand implements Callable<Integer> {
         long promptCount = 0;
         List<WikiDocs.Doc> docs = null;
         try {
-            prepareOutputDir();
+            if (!task.equals("prompts") || output == null) {
+                prepareOutputDir();   // prompts with --output writes nothing under --output-dir: no stray output/
+            }
             if (task.equals("prompts")) {
                 promptCount = PromptsTask.validate(input);
                 checkOutputFile(promptsOutput(model));
             }
             if (steps.contains("generate")) {
-                docs = WikiDocs.load(wikiFile != null ? wikiFile : WikiDocs.sample(outputDir.resolve("data")));
+                Path original = outputDir.resolve("data/wiki_data").resolve(WikiDocs.FILE_NAME);
+                if (wikiFile == null && layout == PreciseWikiQa.Layout.HALLULENS && Files.isRegularFile(original)) {
+                    wikiFile = original;   // a HalluLens checkout's own documents (its download script puts them there)
+                }
+                docs = wikiFile != null ? WikiDocs.load(wikiFile) : WikiDocs.loadSample();
             }
-            if (steps.getFirst().equals("inference") && !Files.isRegularFile(PreciseWikiQa.questionsFile(outputDir, qGen))) {
-                throw new InputException("questions file not found: " + PreciseWikiQa.questionsFile(outputDir, qGen)
+            if (steps.getFirst().equals("inference") && !Files.isRegularFile(PreciseWikiQa.questionsFile(layout, outputDir, qGen))) {
+                throw new InputException("questions file not found: " + PreciseWikiQa.questionsFile(layout, outputDir, qGen)
                         + " (run --step generate first, with the same --q-generator and --output-dir)");
             }
             if (steps.getFirst().equals("inference")) {
                 // Too few usable questions (a malformed file, a smaller --N earlier) is an input error: say so before a server starts.
-                PreciseWikiQa.questions(PreciseWikiQa.questionsFile(outputDir, qGen), n);
+                PreciseWikiQa.questions(PreciseWikiQa.questionsFile(layout, outputDir, qGen), n);
             }
             if (steps.getFirst().equals("eval")
-                    && !Files.isRegularFile(PreciseWikiQa.modelDir(outputDir, model).resolve("generation.jsonl"))) {
-                throw new InputException("generations not found: " + PreciseWikiQa.modelDir(outputDir, model).resolve("generation.jsonl")
+                    && !Files.isRegularFile(PreciseWikiQa.modelDir(layout, outputDir, model).resolve("generation.jsonl"))) {
+                throw new InputException("generations not found: " + PreciseWikiQa.modelDir(layout, outputDir, model).resolve("generation.jsonl")
                         + " (run --step inference first, with the same --model and --output-dir)");
             }
             // A resume must not mix models or settings in one file: refused here, before any server starts.
@@ -157,7 +173,7 @@ final class RunCommand implements Callable<Integer> {
                 promptsOptions(model).checkResume();
             } else {
                 PreciseWikiQa.Context unstarted = new PreciseWikiQa.Context(outputDir, null, concurrency, !noResume, seed,
-                        maxTokens, err);
+                        maxTokens, err, layout);
                 for (String s : steps) {
                     PreciseWikiQa.checkResume(unstarted, s, model, qGen, judgeModel);
                 }
@@ -181,7 +197,7 @@ final class RunCommand implements Callable<Integer> {
                      .withRecovery(session)
                      .withHangTimeout(hang))) {
             PreciseWikiQa.Context context = new PreciseWikiQa.Context(outputDir, client, concurrency, !noResume, seed,
-                    maxTokens, err);
+                    maxTokens, err, layout);
             for (String s : steps) {
                 String stepModel = modelFor(s, model, qGen, judgeModel);
                 PromptsTask.Options prompts = promptsOptions(model);
@@ -198,6 +214,9 @@ final class RunCommand implements Callable<Integer> {
                     out.println(work.nothingToDo());
                 } else {
                     serve(session, stepModel);
+                    if (s.equals("generate") && wikiFile == null) {
+                        WikiDocs.sample(outputDir.resolve("data"));   // the run's input, where a user can see it
+                    }
                 }
                 out.flush();
                 StepResult result = switch (s) {
@@ -286,6 +305,13 @@ final class RunCommand implements Callable<Integer> {
         }
         if (!STEPS.contains(step)) {
             throw CliError.usage("unknown step '" + step + "' (known: " + String.join(", ", STEPS) + ")");
+        }
+        layout = PreciseWikiQa.Layout.parse(layoutName);
+        if (layout == null) {
+            throw CliError.usage("unknown layout '" + layoutName + "' (known: tether, hallulens)");
+        }
+        if (outputDir == null) {
+            outputDir = Path.of(layout == PreciseWikiQa.Layout.HALLULENS ? "." : "output");
         }
         if (server.model == null || server.model.isBlank()) {
             throw CliError.usage("--model is required (for example --model tiny, or a path to a .gguf file)");

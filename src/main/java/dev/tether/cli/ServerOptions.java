@@ -7,6 +7,7 @@ import dev.tether.server.Profile;
 import dev.tether.server.Profiles;
 import dev.tether.server.ServerSpec;
 import dev.tether.server.TetherHome;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import picocli.CommandLine.Option;
@@ -62,6 +63,12 @@ final class ServerOptions {
         if ((model == null || model.isBlank()) && chosen.command().mentions("model")) {
             throw CliError.usage("--model is needed: the " + chosen.name() + " profile's command uses {model}");
         }
+        if (model != null && chosen.command().mentions("model")
+                && (looksLikeAPath(model) || (chosen.name().equals(Profiles.EMBEDDED) && !model.equals("tiny"))) && !Files.exists(Path.of(model))) {
+            // Found out now, not from a server that starts and dies (exit 3) after minutes of loading.
+            throw CliError.usage("model file not found: " + model + " (give the path of an existing model file or "
+                    + "directory, or --model tiny)");
+        }
         ServerSpec spec = new ServerSpec(model, chosen, host, parsePort(port), grace);
         try {
             Spawner.resolveExecutable(spec.argv(1).getFirst(), chosen.env().get("PATH"));
@@ -101,6 +108,11 @@ final class ServerOptions {
         } catch (Profiles.ProfileException | IllegalArgumentException e) {
             throw CliError.usage(e.getMessage());
         }
+    }
+
+    /** A model named by a path (a .gguf file, or absolute or relative to here), not a name a server looks up. */
+    static boolean looksLikeAPath(String model) {
+        return model.endsWith(".gguf") || model.startsWith("/") || model.startsWith("./") || model.startsWith("../");
     }
 
     static int parsePort(String text) {

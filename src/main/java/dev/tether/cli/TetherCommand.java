@@ -104,13 +104,26 @@ public final class TetherCommand implements Runnable {
         }
     }
 
-    /** Version from the jar manifest. */
+    /** Version from the jar manifest, and the commit the build came from (dev/tether/build.properties, written by the build). */
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
             String v = TetherCommand.class.getPackage().getImplementationVersion();
-            return new String[] {"tether " + (v == null ? "(development build)" : v)
+            return new String[] {"tether " + (v == null ? "(development build)" : v) + ", commit " + commit()
                     + " — Java " + Runtime.version() + ", " + System.getProperty("os.name") + " " + System.getProperty("os.arch")};
+        }
+
+        static String commit() {
+            try (var in = TetherCommand.class.getResourceAsStream("/dev/tether/build.properties")) {
+                if (in == null) {
+                    return "unknown";
+                }
+                java.util.Properties p = new java.util.Properties();
+                p.load(in);
+                return p.getProperty("commit", "unknown").strip();
+            } catch (java.io.IOException e) {
+                return "unknown";
+            }
         }
     }
 }

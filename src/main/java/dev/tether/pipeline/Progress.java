@@ -28,9 +28,23 @@ public final class Progress implements AutoCloseable {
             builder.setStyle(ProgressBarStyle.COLORFUL_UNICODE_BLOCK).setUpdateIntervalMillis(200);
         } else {
             builder.setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis((int) Duration.ofSeconds(5).toMillis())
-                    .setConsumer(new DelegatingProgressBarConsumer(System.out::println, 100));
+                    .setConsumer(new DelegatingProgressBarConsumer(onceComplete(System.out::println), 100));
         }
         this.bar = builder.build();
+    }
+
+    /**
+     * The library renders a bar that reached its end both on its next tick and on close (two "100%" lines, often
+     * within milliseconds); a plain log gets the first only.
+     */
+    static java.util.function.Consumer<String> onceComplete(java.util.function.Consumer<String> print) {
+        java.util.concurrent.atomic.AtomicBoolean complete = new java.util.concurrent.atomic.AtomicBoolean();
+        return line -> {
+            if (line.contains(" 100% ") && complete.getAndSet(true)) {
+                return;
+            }
+            print.accept(line);
+        };
     }
 
     public void step() {

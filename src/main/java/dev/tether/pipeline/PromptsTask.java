@@ -88,10 +88,27 @@ public final class PromptsTask {
         Arrays.sort(idHashes, 0, ids);
         for (int i = 1; i < ids; i++) {
             if (idHashes[i] == idHashes[i - 1]) {
-                throw new InputException(input + ": two lines have the same \"id\"; ids must be unique (they key the resume)");
+                throw duplicate(input, idHashes[i]);
             }
         }
         return count;
+    }
+
+    /** The error for a duplicate id (known by its hash): a second pass finds the two lines that carry it. */
+    private static InputException duplicate(Path input, long hash) {
+        int first = -1;
+        for (Jsonl.Line line : Jsonl.read(input)) {
+            JsonNode id = line.ok() ? line.object().get("id") : null;
+            if (id != null && DoneKeys.hash(id.asText()) == hash) {
+                if (first < 0) {
+                    first = line.number();
+                } else {
+                    return new InputException(input + ":" + line.number() + ": the same \"id\" " + id + " as line " + first
+                            + "; ids must be unique (they key the resume)");
+                }
+            }
+        }
+        return new InputException(input + ": two lines have the same \"id\"; ids must be unique (they key the resume)");
     }
 
     static String check(ObjectNode o) {
@@ -136,6 +153,71 @@ public final class PromptsTask {
         return null;
     }
 
+    /**
+     * Where each id is in the input: the 64-bit hash of each id's key next to its line number, in two arrays sorted by
+     * hash (16 bytes an id, whatever the size of the records).
+     */
+    private static final class InputLines {
+        private long[] hashes = new long[1024];
+        private long[] lines = new long[1024];
+        private int size;
+
+        static InputLines of(Path input) {
+            InputLines l = new InputLines();
+            for (Jsonl.Line line : Jsonl.read(input)) {
+                if (line.ok() && line.object().has("id")) {
+                    if (l.size == l.hashes.length) {
+                        l.hashes = Arrays.copyOf(l.hashes, l.size * 2);
+                        l.lines = Arrays.copyOf(l.lines, l.size * 2);
+                    }
+                    l.hashes[l.size] = DoneKeys.hash(key(line.object(), line.number()));
+                    l.lines[l.size++] = line.number();
+                }
+            }
+            l.sort(0, l.size - 1);
+            return l;
+        }
+
+        long lineOf(String key) {
+            int i = Arrays.binarySearch(hashes, 0, size, DoneKeys.hash(key));
+            return i >= 0 ? lines[i] : Long.MAX_VALUE;
+        }
+
+        /** Quicksort of both arrays by hash (ids are unique: validate() refused duplicates). */
+        private void sort(int lo, int hi) {
+            while (lo < hi) {
+                long pivot = hashes[(lo + hi) >>> 1];
+                int i = lo;
+                int j = hi;
+                while (i <= j) {
+                    while (hashes[i] < pivot) {
+                        i++;
+                    }
+                    while (hashes[j] > pivot) {
+                        j--;
+                    }
+                    if (i <= j) {
+                        long h = hashes[i];
+                        hashes[i] = hashes[j];
+                        hashes[j] = h;
+                        long n = lines[i];
+                        lines[i] = lines[j];
+                        lines[j] = n;
+                        i++;
+                        j--;
+                    }
+                }
+                if (j - lo < hi - i) {
+                    sort(lo, j);
+                    lo = i;
+                } else {
+                    sort(i, hi);
+                    hi = j;
+                }
+            }
+        }
+    }
+
     static String key(ObjectNode record, int lineNumber) {
         JsonNode id = record.get("id");
         return id != null ? "id:" + id.asText() : "line:" + lineNumber;
@@ -171,6 +253,7 @@ public final class PromptsTask {
         AtomicLong promptTokens = new AtomicLong();
         AtomicLong completionTokens = new AtomicLong();
         ProducedBy producedBy = options.producedBy();
+        StepResult result;
         try (ResumableOutput out = ResumableOutput.open(options.output(), options.resume(), PromptsTask::outputKey);
              Progress progress = new Progress("prompts", total, err)) {
             long resumed = out.resumed();
@@ -221,9 +304,14 @@ public final class PromptsTask {
                 }
             };
             Workers.run(jobs, options.concurrency() * 2);
-            return new StepResult("prompts", resumed + done.get(), failed.get(), resumed, promptTokens.get(),
+            result = new StepResult("prompts", resumed + done.get(), failed.get(), resumed, promptTokens.get(),
                     completionTokens.get(), Duration.ofNanos(System.nanoTime() - t0), options.output().toString());
         }
+        // Written as answers came back: the output is rewritten in the input's order when the step ends.
+        InputLines lines = InputLines.of(options.input());
+        InOrder.sort(options.output(), r -> r.has("line") && r.get("line").canConvertToLong() ? r.get("line").asLong()
+                : r.has("id") ? lines.lineOf("id:" + r.get("id").asText()) : Long.MAX_VALUE);
+        return result;
     }
 
     private static CompletionRequest request(Options options, ObjectNode line) {

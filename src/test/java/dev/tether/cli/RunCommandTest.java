@@ -240,7 +240,7 @@ class RunCommandTest {
         assertThat(records).anySatisfy(r -> assertThat(r.path("line").asInt(-1)).isEqualTo(2));
         // A re-run finds everything done: nothing is sent twice, and no server is started for nothing.
         String[] again = {"run", "--task", "prompts", "--model", "tiny", "--input", input.toString(), "--output",
-                output.toString(), "--port", "auto"};
+                output.toString(), "--port", "auto", "--max-tokens", "8"};   // the same settings (others are refused)
         var complete = finish(0, again);
         assertThat(complete.out()).contains("prompts: all 3 records already in " + output + "; nothing to do (no server started)")
                 .doesNotContain("Starting server").contains("prompts: 3 records (3 resumed").contains("Done.");

@@ -185,4 +185,125 @@ class RunResultsTest {
         assertThat(TetherHomes.jsonLines(modelDir().resolve("abstain_eval_raw.jsonl")))
                 .allSatisfy(r -> assertThat(r.get("produced_by").get("judge").asText()).isEqualTo("j2"));
     }
+
+    // ------------------------------------------------------------------ 11: HalluLens reads tether's files
+
+    /**
+     * Scripted replies: item 0's answer and abstention verdict come late (so they are written last), item 1 abstains,
+     * item 2's answer is judged incorrect; everything else is a readable "not abstaining" and "CORRECT".
+     */
+    static final String SCRIPT = String.join("\n",
+            "Answer the question in one sentence.*What is item 0\\?\tItem zero it is.\t1500",
+            "declines to answer.*What is item 0\\?\t{\"is_abstaining\":false}\t1500",
+            "declines to answer.*What is item 1\\?\t{\"is_abstaining\":true}",
+            "declines to answer\t{\"is_abstaining\": false}",
+            "Judge a response.*What is item 2\\?\tINCORRECT",
+            "Judge a response\tCORRECT") + "\n";
+
+    @Test
+    void theHalluLensLayoutIsReadByTheOriginalsPositionalLogic() throws Exception {
+        // --layout hallulens without --output-dir: the working directory is the HalluLens checkout.
+        writeQuestions(dir.resolve("data/precise_qa/save/qa_goodwiki_m_dynamic.jsonl"), 4);
+        var run = finish(0, "run", "--task", "precisewikiqa", "--layout", "hallulens", "--step", "all", "--N", "4",
+                "--model", "m", "--command", server(SCRIPT), "--port", "auto");
+        Path outDir = dir.resolve("output/precise_wikiqa_goodwiki_dynamic/m");
+        assertThat(dir.resolve("precisewikiqa")).doesNotExist();
+        assertThat(dir.resolve("precise_qa")).doesNotExist();
+        assertThat(run.out()).contains("output/precise_wikiqa_goodwiki_dynamic/m/generation.jsonl");
+
+        // precise_wikiqa.py, --do_inference: QAs = [line for line in jsonlines.open(QA_OUTPUT_PATH)][:N]
+        List<JsonNode> qas = TetherHomes.jsonLines(dir.resolve("data/precise_qa/save/qa_goodwiki_m_dynamic.jsonl")).subList(0, 4);
+        // PreciseQAEval: test_df = pd.read_json(generation.jsonl, lines=True): rows in file order, paired by position
+        List<JsonNode> testDf = TetherHomes.jsonLines(outDir.resolve("generation.jsonl"));
+        assertThat(testDf).hasSize(4);
+        for (int i = 0; i < 4; i++) {
+            assertThat(testDf.get(i).get("prompt").asText()).as("row %d", i).isEqualTo(qas.get(i).get("prompt").asText());
+            assertThat(testDf.get(i).get("generation").isTextual()).isTrue();
+        }
+        assertThat(testDf.get(0).get("generation").asText()).as("the late answer is in its row").isEqualTo("Item zero it is.");
+        // eval_abstention: abstains_eval_raw = [json.loads(line)["eval_res"] for line in f], zipped with the rows
+        List<String> raw = TetherHomes.jsonLines(outDir.resolve("abstain_eval_raw.jsonl")).stream()
+                .map(l -> l.get("eval_res").asText()).toList();
+        assertThat(raw).hasSize(testDf.size());
+        List<Boolean> refusal = new ArrayList<>();
+        for (int i = 0; i < raw.size(); i++) {
+            refusal.add(jsonifyAbstention(raw.get(i)));
+            // process_res: json.loads(x)['is_abstaining'] on each raw reply
+            assertThat(JSON.readTree(raw.get(i)).get("is_abstaining").asBoolean()).isEqualTo(refusal.get(i));
+        }
+        assertThat(refusal).as("row i's verdict is question i's").containsExactly(false, true, false, false);
+
+        JsonNode results = JSON.readTree(outDir.resolve("eval_results.json").toFile());
+        assertThat(results.get("model").asText()).isEqualTo("m");
+        assertThat(results.get("evaluator_abstantion").asText()).isEqualTo("m");
+        assertThat(results.get("evaluator_hallucination").asText()).isEqualTo("m");
+        assertThat(results.get("halu_Rate").asDouble()).isEqualTo(1 / 3.0);
+        assertThat(results.get("refusal_rate").asDouble()).isEqualTo(0.25);
+        assertThat(results.get("correct_rate").asDouble()).isEqualTo(0.5);
+        assertThat(JSON.convertValue(results.get("abstantion"), List.class)).containsExactly(false, true, false, false);
+        assertThat(JSON.convertValue(results.get("halu_test_res"), List.class)).containsExactly(false, null, true, false);
+        assertThat(results.get("abstantion_raw_generation").get(1).asText()).isEqualTo(raw.get(1));
+        // The raw files a user reads are in index order too.
+        assertThat(TetherHomes.jsonLines(outDir.resolve("abstain_eval_raw.jsonl")).stream().map(l -> l.get("index").asInt()))
+                .containsExactly(0, 1, 2, 3);
+        assertThat(TetherHomes.jsonLines(outDir.resolve("halu_eval_raw.jsonl")).stream().map(l -> l.get("index").asInt()))
+                .containsExactly(0, 2, 3);
+    }
+
+    /** eval_utils.jsonify_ans's check_validity: the key's JSON with spaces removed, anywhere in the reply. */
+    private static Boolean jsonifyAbstention(String reply) throws IOException {
+        String noSpace = reply.replace(" ", "");
+        if (noSpace.contains("{\"is_abstaining\":false}")) {
+            return false;
+        }
+        if (noSpace.contains("{\"is_abstaining\":true}")) {
+            return true;
+        }
+        return JSON.readTree(reply.split("\n")[0]).get("is_abstaining").asBoolean();
+    }
+
+    @Test
+    void promptsOutputIsInInputOrderWhenTheStepEnds() throws Exception {
+        Path input = dir.resolve("prompts.jsonl");
+        Files.writeString(input, "{\"id\":\"z\",\"prompt\":\"slow one\"}\n{\"prompt\":\"second\"}\n"
+                + "{\"id\":\"a\",\"prompt\":\"third\"}\n{\"id\":5,\"prompt\":\"fourth\"}\n");
+        Path output = dir.resolve("gens.jsonl");
+        var run = finish(0, "run", "--task", "prompts", "--model", "m", "--command", server("slow one\tlate\t1500\n"),
+                "--input", input.toString(), "--output", output.toString(), "--port", "auto");
+        List<JsonNode> records = TetherHomes.jsonLines(output);
+        assertThat(records.stream().map(r -> r.get("prompt").asText())).containsExactly("slow one", "second", "third", "fourth");
+        assertThat(records.getFirst().get("generation").asText()).isEqualTo("late");
+        assertThat(run.out().lines().filter(l -> l.startsWith("prompts 100%"))).as("the 100%% line once:\n%s", run.out())
+                .hasSize(1);
+        assertThat(dir.resolve("output")).as("--output given: no stray output/ in the working directory").doesNotExist();
+    }
+
+    // ------------------------------------------------------------------ 12: smaller
+
+    @Test
+    void aMissingModelFileIsExit2BeforeAnyServerStarts() throws Exception {
+        Path input = dir.resolve("prompts.jsonl");
+        Files.writeString(input, "{\"prompt\":\"a\"}\n");
+        for (String model : List.of(dir.resolve("missing.gguf").toString(), "./nowhere/model.gguf")) {
+            var run = finish(2, "run", "--task", "prompts", "--model", model, "--input", input.toString(), "--output",
+                    dir.resolve("o.jsonl").toString(), "--port", "auto");
+            assertThat(run.err().strip()).isEqualTo("tether: model file not found: " + model
+                    + " (give the path of an existing model file or directory, or --model tiny)");
+            assertThat(run.out()).doesNotContain("Starting server");
+        }
+        assertThat(dir.resolve("home/logs")).as("no server was ever started").doesNotExist();
+    }
+
+    @Test
+    void aRunThatFailsBeforeGeneratingLeavesNoWikiCopy() throws Exception {
+        var run = finish(3, wiki("/bin/false {port}", "--step", "generate", "--N", "2"));
+        assertThat(run.err()).contains("failed to start");
+        assertThat(out().resolve("data")).doesNotExist();
+    }
+
+    @Test
+    void versionCarriesTheCommit() throws Exception {
+        var run = finish(0, "--version");
+        assertThat(run.out()).containsPattern("^tether .*, commit [0-9a-f]{12}(-dirty)? — Java ");
+    }
 }

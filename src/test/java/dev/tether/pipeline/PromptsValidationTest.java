@@ -35,6 +35,8 @@ class PromptsValidationTest {
                 Arguments.of("{\"prompt\":\"a\",\"max_tokens\":\"9\"}", ":1: \"max_tokens\" must be an integer"),
                 Arguments.of("{\"prompt\":\"a\",\"id\":[1]}", ":1: \"id\" must be"),
                 Arguments.of("{\"prompt\":\"a\",\"id\":1}\n{\"prompt\":\"b\",\"id\":1}", "same \"id\""),
+                Arguments.of("{\"prompt\":\"a\",\"id\":\"x\"}\n{\"prompt\":\"b\",\"id\":\"y\"}\n{\"prompt\":\"c\",\"id\":\"x\"}",
+                        ":3: the same \"id\" \"x\" as line 1"),
                 Arguments.of("{\"prompt\":\"a\"}\n{bad\n{bad", ":2: not valid JSON"));
     }
 

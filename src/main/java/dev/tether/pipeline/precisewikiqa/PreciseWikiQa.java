@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tether.client.ClientException;
 import dev.tether.client.Completion;
 import dev.tether.client.OpenAiClient;
+import dev.tether.pipeline.InOrder;
 import dev.tether.pipeline.InputException;
 import dev.tether.pipeline.Jsonl;
 import dev.tether.pipeline.ProducedBy;
@@ -41,9 +42,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * OUT/precisewikiqa/&lt;model&gt;/halu_eval_raw.jsonl
  * OUT/precisewikiqa/&lt;model&gt;/eval_results.json             halu_rate, refusal_rate, correct_rate, counts, verdicts
  * </pre>
- * tether adds a few fields of its own: {@code candidate} (which sampling draw made a question, for
- * reproducible resumes), {@code index} (a question's position, keying generations and verdicts), and
- * {@code error} on failure records.
+ * ({@link Layout#HALLULENS} puts them at the original's own paths and key names.) tether adds a few fields of its
+ * own: {@code candidate} (which sampling draw made a question, for reproducible resumes), {@code index} (a question's
+ * position, keying generations and verdicts), {@code produced_by} (model and sampling settings; a resume with other
+ * ones is refused), and {@code error} on failure records. Records are appended as they complete; when a step ends its
+ * files are rewritten in index order ({@link InOrder}), as the original reads them by position.
  */
 public final class PreciseWikiQa {
     static final int[] BUCKETS = {8, 9};   // the original's high-quality buckets, half each
@@ -53,7 +56,30 @@ public final class PreciseWikiQa {
 
     /** Everything a step needs. */
     public record Context(Path outputDir, OpenAiClient client, int concurrency, boolean resume, long seed,
-                          int maxTokens, PrintStream err) {}
+                          int maxTokens, PrintStream err, Layout layout) {}
+
+    /**
+     * Where the files go. TETHER: {@code OUT/precise_qa/...} and {@code OUT/precisewikiqa/<model>/...}. HALLULENS: the
+     * original's own paths under OUT (a HalluLens checkout), so that its scripts find tether's files and tether theirs:
+     * {@code data/precise_qa/save/qa_goodwiki_<m>_dynamic.jsonl} and
+     * {@code output/precise_wikiqa_goodwiki_dynamic/<m>/generation.jsonl}, with eval_results.json under the original's
+     * key names.
+     */
+    public enum Layout {
+        TETHER, HALLULENS;
+
+        public static Layout parse(String name) {
+            for (Layout l : values()) {
+                if (l.name().equalsIgnoreCase(name)) {
+                    return l;
+                }
+            }
+            return null;
+        }
+    }
+
+    /** The original's task name for its output directory: precise_wikiqa_{wiki_src}_{mode}. */
+    static final String HALLULENS_TASK = "precise_wikiqa_goodwiki_dynamic";
 
     private PreciseWikiQa() {}
 
@@ -63,12 +89,14 @@ public final class PreciseWikiQa {
         return name.replaceAll("[^A-Za-z0-9._-]", "_");
     }
 
-    public static Path questionsFile(Path outputDir, String qGenerator) {
-        return outputDir.resolve("precise_qa").resolve("qa_goodwiki_" + modelName(qGenerator) + "_dynamic.jsonl");
+    public static Path questionsFile(Layout layout, Path outputDir, String qGenerator) {
+        Path dir = layout == Layout.HALLULENS ? outputDir.resolve("data/precise_qa/save") : outputDir.resolve("precise_qa");
+        return dir.resolve("qa_goodwiki_" + modelName(qGenerator) + "_dynamic.jsonl");
     }
 
-    public static Path modelDir(Path outputDir, String model) {
-        return outputDir.resolve("precisewikiqa").resolve(modelName(model));
+    public static Path modelDir(Layout layout, Path outputDir, String model) {
+        Path dir = layout == Layout.HALLULENS ? outputDir.resolve("output").resolve(HALLULENS_TASK) : outputDir.resolve("precisewikiqa");
+        return dir.resolve(modelName(model));
     }
 
     // ---------------------------------------------------------------- provenance
@@ -99,13 +127,13 @@ public final class PreciseWikiQa {
             return;
         }
         switch (step) {
-            case "generate" -> questionsMadeBy(qGenerator, c.seed()).check(step, questionsFile(c.outputDir(), qGenerator),
+            case "generate" -> questionsMadeBy(qGenerator, c.seed()).check(step, questionsFile(c.layout(), c.outputDir(), qGenerator),
                     "--output-dir");
             case "inference" -> generationsMadeBy(model, c.maxTokens()).check(step,
-                    modelDir(c.outputDir(), model).resolve("generation.jsonl"), "--output-dir");
+                    modelDir(c.layout(), c.outputDir(), model).resolve("generation.jsonl"), "--output-dir");
             case "eval" -> {
                 for (String raw : List.of("abstain_eval_raw.jsonl", "halu_eval_raw.jsonl")) {
-                    verdictsMadeBy(judge).check(step, modelDir(c.outputDir(), model).resolve(raw), "--output-dir");
+                    verdictsMadeBy(judge).check(step, modelDir(c.layout(), c.outputDir(), model).resolve(raw), "--output-dir");
                 }
             }
             default -> throw new IllegalArgumentException(step);
@@ -122,7 +150,7 @@ public final class PreciseWikiQa {
     public static StepResult generate(Context c, String qGenerator, List<WikiDocs.Doc> docs, int n) throws Exception {
         long t0 = System.nanoTime();
         Map<Integer, List<WikiDocs.Doc>> pools = pools(docs);
-        Path file = questionsFile(c.outputDir(), qGenerator);
+        Path file = questionsFile(c.layout(), c.outputDir(), qGenerator);
         Map<Integer, Integer> need = need(pools, n);
         Map<Integer, AtomicInteger> have = new HashMap<>();
         long maxCandidate = count(c.resume() ? file : null, have);
@@ -221,7 +249,7 @@ public final class PreciseWikiQa {
         if (!c.resume()) {
             return Work.some("generate");
         }
-        Path file = questionsFile(c.outputDir(), qGenerator);
+        Path file = questionsFile(c.layout(), c.outputDir(), qGenerator);
         Map<Integer, AtomicInteger> have = new HashMap<>();
         count(file, have);
         return new Work("generate", missing(need(pools(docs), n), have), "all " + n + " questions already in " + file);
@@ -319,8 +347,8 @@ public final class PreciseWikiQa {
      * changed): a complete generation.jsonl needs no server. Too few questions is the input error inference gives.
      */
     public static Work inferenceWork(Context c, String model, String qGenerator, int n) throws InputException, IOException {
-        questions(questionsFile(c.outputDir(), qGenerator), n, q -> {});
-        Path file = modelDir(c.outputDir(), model).resolve("generation.jsonl");
+        questions(questionsFile(c.layout(), c.outputDir(), qGenerator), n, q -> {});
+        Path file = modelDir(c.layout(), c.outputDir(), model).resolve("generation.jsonl");
         if (!c.resume() || !Files.exists(file)) {
             return Work.some("inference");
         }
@@ -336,12 +364,13 @@ public final class PreciseWikiQa {
 
     public static StepResult inference(Context c, String model, String qGenerator, int n) throws Exception {
         long t0 = System.nanoTime();
-        List<ObjectNode> questions = questions(questionsFile(c.outputDir(), qGenerator), n);
-        Path file = modelDir(c.outputDir(), model).resolve("generation.jsonl");
+        List<ObjectNode> questions = questions(questionsFile(c.layout(), c.outputDir(), qGenerator), n);
+        Path file = modelDir(c.layout(), c.outputDir(), model).resolve("generation.jsonl");
         AtomicLong failed = new AtomicLong();
         AtomicLong promptTokens = new AtomicLong();
         AtomicLong completionTokens = new AtomicLong();
         ProducedBy producedBy = generationsMadeBy(model, c.maxTokens());
+        StepResult result;
         try (ResumableOutput out = ResumableOutput.open(file, c.resume(), PreciseWikiQa::indexKey);
              Progress progress = new Progress("inference", n, c.err())) {
             long resumed = out.resumed();
@@ -367,9 +396,17 @@ public final class PreciseWikiQa {
                         return true;
                     }).iterator();
             Workers.run(jobs, c.concurrency());
-            return new StepResult("inference", n, failed.get(), resumed, promptTokens.get(), completionTokens.get(),
+            result = new StepResult("inference", n, failed.get(), resumed, promptTokens.get(), completionTokens.get(),
                     Duration.ofNanos(System.nanoTime() - t0), file.toString());
         }
+        // Written as answers came back; HalluLens reads generation.jsonl by position: index order from here on.
+        InOrder.sort(file, PreciseWikiQa::position);
+        return result;
+    }
+
+    /** A record's place in index order (records without an index last). */
+    static long position(ObjectNode r) {
+        return r.path("index").canConvertToLong() ? r.get("index").asLong() : Long.MAX_VALUE;
     }
 
     // ---------------------------------------------------------------- eval
@@ -432,7 +469,7 @@ public final class PreciseWikiQa {
 
     public static StepResult eval(Context c, String model, String judge, int n) throws Exception {
         long t0 = System.nanoTime();
-        Path dir = modelDir(c.outputDir(), model);
+        Path dir = modelDir(c.layout(), c.outputDir(), model);
         Path generations = dir.resolve("generation.jsonl");
         if (!Files.isRegularFile(generations)) {
             throw new InputException("generations not found: " + generations + " (run --step inference first, with the same --model)");
@@ -475,9 +512,13 @@ public final class PreciseWikiQa {
                     sample -> Templates.hallucination(sample.get("prompt").asText(), sample.get("answer").asText(),
                             sample.get("generation").asText()));
         }
+        // Both raw files in index order, as abstain_eval_raw.jsonl is read by position in HalluLens.
+        InOrder.sort(abstainRaw, PreciseWikiQa::position);
+        InOrder.sort(haluRaw, PreciseWikiQa::position);
         Map<Integer, String> haluReplies = replies(haluRaw);
         Path results = dir.resolve("eval_results.json");
-        Metrics metrics = writeResults(results, model, judge, samples, abstainReplies, haluReplies, failedGenerations);
+        Metrics metrics = writeResults(results, model, judge, samples, abstainReplies, haluReplies, failedGenerations,
+                c.layout());
         report.add("eval: " + metrics.summary());
         String warning = metrics.warning(judge);
         if (warning != null) {
@@ -498,7 +539,7 @@ public final class PreciseWikiQa {
      * records and a torn last line count as missing. eval_results.json is rewritten from these files either way.
      */
     public static Work evalWork(Context c, String model, int n) throws InputException, IOException {
-        Path dir = modelDir(c.outputDir(), model);
+        Path dir = modelDir(c.layout(), c.outputDir(), model);
         Path generations = dir.resolve("generation.jsonl");
         if (!Files.isRegularFile(generations)) {
             throw new InputException("generations not found: " + generations + " (run --step inference first, with the same --model)");
@@ -596,6 +637,19 @@ public final class PreciseWikiQa {
     static Metrics writeResults(Path file, String model, String judge, List<ObjectNode> samples,
                                 Map<Integer, String> abstainReplies, Map<Integer, String> haluReplies,
                                 int failedGenerations) throws IOException {
+        return writeResults(file, model, judge, samples, abstainReplies, haluReplies, failedGenerations, Layout.TETHER);
+    }
+
+    /**
+     * Writes eval_results.json. With the HalluLens layout the top-level keys are the original's: {@code model},
+     * {@code halu_Rate}, {@code refusal_rate}, {@code correct_rate}, {@code evaluator_abstantion} [sic],
+     * {@code evaluator_hallucination}, and per sample, in index order, {@code abstantion} (true/false, null when
+     * unreadable), {@code halu_test_res} (hallucinated: true/false, null when not judged or unreadable),
+     * {@code abstantion_raw_generation} and {@code is_hallucinated_raw_generation}; tether's counts and samples follow.
+     */
+    static Metrics writeResults(Path file, String model, String judge, List<ObjectNode> samples,
+                                Map<Integer, String> abstainReplies, Map<Integer, String> haluReplies,
+                                int failedGenerations, Layout layout) throws IOException {
         int abstained = 0, answered = 0, correct = 0, incorrect = 0, unverifiable = 0, unparsedA = 0, unparsedH = 0;
         ObjectNode root = Jsonl.JSON.createObjectNode();
         ArrayNode perSample = Jsonl.JSON.createArrayNode();
@@ -636,16 +690,37 @@ public final class PreciseWikiQa {
         }
         Metrics m = new Metrics(samples.size(), abstained, answered, correct, incorrect, unverifiable, unparsedA, unparsedH,
                 failedGenerations);
-        root.put("model", model);
-        root.put("halu_rate", m.haluRate());
+        root.put("model", layout == Layout.HALLULENS ? modelName(model) : model);
+        root.put(layout == Layout.HALLULENS ? "halu_Rate" : "halu_rate", m.haluRate());
         root.put("refusal_rate", m.refusalRate());
         root.put("correct_rate", m.correctRate());
+        if (layout == Layout.HALLULENS) {
+            root.put("evaluator_abstantion", judge);
+            root.put("evaluator_hallucination", judge);
+            ArrayNode abstention = root.putArray("abstantion");
+            ArrayNode hallucinated = root.putArray("halu_test_res");
+            ArrayNode abstentionRaw = root.putArray("abstantion_raw_generation");
+            ArrayNode hallucinatedRaw = root.putArray("is_hallucinated_raw_generation");
+            for (var v : perSample) {
+                abstention.add(v.get("is_abstaining"));
+                String verdict = v.get("verdict").asText();
+                switch (verdict) {
+                    case "correct" -> hallucinated.add(false);
+                    case "incorrect", "unverifiable" -> hallucinated.add(true);
+                    default -> hallucinated.addNull();
+                }
+                abstentionRaw.add(v.get("abstain_raw"));
+                hallucinatedRaw.add(v.has("halu_raw") ? v.get("halu_raw") : Jsonl.JSON.nullNode());
+            }
+        }
         root.putObject("counts").put("samples", m.total()).put("abstained", abstained).put("answered", answered)
                 .put("correct", correct).put("incorrect", incorrect).put("unverifiable", unverifiable)
                 .put("unparsed_abstention", unparsedA).put("unparsed_hallucination", unparsedH)
                 .put("failed_generations", failedGenerations);
-        root.put("evaluator_abstention", judge);
-        root.put("evaluator_hallucination", judge);
+        if (layout != Layout.HALLULENS) {
+            root.put("evaluator_abstention", judge);
+            root.put("evaluator_hallucination", judge);
+        }
         root.set("samples", perSample);
         Path temp = file.resolveSibling(file.getFileName() + ".tmp");
         Files.writeString(temp, Jsonl.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));

@@ -55,6 +55,25 @@ public final class WikiDocs {
         return file;
     }
 
+    /**
+     * The bundled sample, read without copying it anywhere (run copies it next to its output only once generate
+     * actually starts, so a run that fails before that leaves no file behind).
+     */
+    public static List<Doc> loadSample() throws InputException, IOException {
+        Path temp = Files.createTempFile("tether-wiki-", ".jsonl");
+        try {
+            try (InputStream in = WikiDocs.class.getResourceAsStream(SAMPLE)) {
+                if (in == null) {
+                    throw new IOException("the bundled wiki sample is missing from this build");
+                }
+                Files.copy(in, temp, StandardCopyOption.REPLACE_EXISTING);
+            }
+            return load(temp);
+        } finally {
+            Files.deleteIfExists(temp);
+        }
+    }
+
     /** Reads and checks every line; a bad one is file:line and what is wrong. */
     public static List<Doc> load(Path file) throws InputException {
         if (!Files.isRegularFile(file)) {
