@@ -260,6 +260,7 @@ public final class ServerManager implements AutoCloseable {
 
     private ServerHandle launch(ServerSpec spec, Lease lease) throws ServerStartException {
         installHook();
+        LogPruner.prune(home.logs(), store.list().stream().map(Lease::id).collect(java.util.stream.Collectors.toSet()), Instant.now());
         events.starting(lease);
         long t0 = System.nanoTime();
         Map<String, String> env = new HashMap<>(spec.profile().env());
