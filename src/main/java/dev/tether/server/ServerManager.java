@@ -328,11 +328,11 @@ public final class ServerManager implements AutoCloseable {
             Signaller.send(id, Signal.KILL);
             Poll.until(() -> !id.isAlive(), TreeStopper.KILL_WAIT);
         });
-        TreeStopper.stop(new ProcessTree(new Membership(lease.id(), null, null, 0, Set.of())), spec(lease), lease.port());
+        TreeStopper.stop(new ProcessTree(new Membership(lease.id(), null, null, 0, Set.of())), graceOf(lease), lease.port());
         removeQuietly(lease.id());
     }
 
-    private static Duration spec(Lease lease) {
+    private static Duration graceOf(Lease lease) {
         return Duration.ofMillis(lease.graceMillis() > 0 ? lease.graceMillis() : 10_000);
     }
 
