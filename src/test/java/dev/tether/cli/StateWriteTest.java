@@ -71,8 +71,11 @@ class StateWriteTest {
                 assertThat(leases.map(p -> p.getFileName().toString()).filter(n -> !n.equals(".lock"))).isEmpty();
             }
         } finally {
-            TetherHomes.assertNoProcessesOf(home());
-            new ProcessBuilder("umount", "-l", home().toString()).inheritIO().start().waitFor(30, TimeUnit.SECONDS);
+            try {
+                TetherHomes.assertNoProcessesOf(home());
+            } finally {
+                new ProcessBuilder("umount", "-l", home().toString()).inheritIO().start().waitFor(30, TimeUnit.SECONDS);
+            }
         }
     }
 }
