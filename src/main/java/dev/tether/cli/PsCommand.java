@@ -59,8 +59,9 @@ final class PsCommand implements Callable<Integer> {
         String format = "%-16s %-24s %6s  %-8s %-22s %-12s %s%n";
         out.printf(format, "ID", "MODEL", "PORT", "STATE", "OWNER", "UPTIME", "PIDS");
         for (Map<String, Object> r : rows) {
-            out.printf(format, r.get("id"), abbreviate(String.valueOf(r.get("model")), 24), r.get("port"), r.get("state"),
-                    r.get("owner"), r.get("uptime"), r.get("pids"));
+            out.printf(format, r.get("id"), abbreviate(String.valueOf(r.get("model")), 24), r.get("port") == null ? "?" : r.get("port"),
+                    r.get("state"), r.get("owner"), r.get("uptime"),
+                    ((List<?>) r.get("pids")).stream().map(String::valueOf).collect(Collectors.joining(",")));
         }
         for (LeaseStore.Damaged d : damaged) {
             out.println(d.id() + ": damaged lease file " + d.file() + " (" + d.problem() + "); `tether reap` stops an orphan's "
@@ -82,7 +83,10 @@ final class PsCommand implements Callable<Integer> {
         row.put("owner", lease.owner() == null ? "-" : "tether pid " + lease.owner().pid() + (lease.ownerAlive() ? "" : " (gone)"));
         row.put("ownerPid", lease.owner() == null ? null : lease.owner().pid());
         row.put("serverPid", lease.server() == null ? null : lease.server().pid());
-        row.put("pids", pids.stream().map(String::valueOf).collect(Collectors.joining(",")));
+        row.put("pids", pids);
+        // For scripts: numbers as numbers, the start as ISO-8601 (UTC); "uptime" is the text the table shows.
+        row.put("startedAt", lease.startedAt() == null ? null : lease.startedAt().toString());
+        row.put("uptimeSeconds", lease.startedAt() == null ? null : Duration.between(lease.startedAt(), Instant.now()).toSeconds());
         row.put("uptime", lease.startedAt() == null ? "-" : human(Duration.between(lease.startedAt(), Instant.now())));
         row.put("log", lease.logPath());
         return row;
@@ -93,7 +97,7 @@ final class PsCommand implements Callable<Integer> {
         Lease l = damaged.salvaged();
         Map<String, Object> row = row(l.state() == null ? l.withState(Lease.State.STARTING) : l);
         row.put("model", l.model() == null ? "?" : l.model());
-        row.put("port", l.port() > 0 ? l.port() : "?");
+        row.put("port", l.port() > 0 ? l.port() : null);
         row.put("state", "damaged");
         row.put("owner", l.owner() == null ? "?" : row.get("owner"));
         row.put("file", damaged.file().toString());

@@ -44,8 +44,12 @@ final class StopCommand implements Callable<Integer> {
         List<Lease> leases = Servers.select(manager, id, p, all);
         List<LeaseStore.Damaged> damaged = Servers.selectDamaged(manager, id, p, all);
         if (leases.isEmpty() && damaged.isEmpty()) {
-            out.println(p != null ? "No tether-managed server on port " + p + " (see `tether port " + p + "` for who listens there)"
-                    : "No managed servers.");
+            if (p != null) {
+                // The same exit as an unknown id: the selector named no managed server.
+                throw CliError.usage("no tether-managed server on port " + p + " (see `tether ps`, and `tether port " + p
+                        + "` for who listens there)");
+            }
+            out.println("No managed servers.");
             return ExitCode.OK;
         }
         for (Lease lease : leases) {

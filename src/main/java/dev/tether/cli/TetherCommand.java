@@ -79,6 +79,15 @@ public final class TetherCommand implements Runnable {
             err.flush();
             return error.exitCode();
         }
+        if (e instanceof dev.tether.server.StateException state) {
+            // A full or read-only TETHER_HOME: the job failed; whatever was started has been stopped.
+            err.println("tether: " + state.getMessage());
+            if (debugRequested(cli)) {
+                e.printStackTrace(err);
+            }
+            err.flush();
+            return ExitCode.JOB_FAILED;
+        }
         err.println("tether: unexpected failure: " + e + (debugRequested(cli) ? "" : " (run again with --debug for details)"));
         if (debugRequested(cli)) {
             e.printStackTrace(err);

@@ -9,9 +9,19 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Stops every member of a tree (DESIGN 3.4): snapshot; SIGTERM the group and each member; poll until
+ * Stops every member of a tree (DESIGN 3.4): snapshot; freeze (SIGSTOP the group and each member, scan
+ * again, repeat until a scan finds nobody new, at most {@link #FREEZE_LIMIT}); SIGTERM the group and each
+ * member while they are stopped, then SIGCONT them; poll until
  * all are gone or the grace runs out; SIGKILL whatever is left, including anything forked meanwhile;
  * poll until no member is alive and, when a port is given, nothing listens on it.
+ *
+ * <p>Why SIGSTOP and not a cgroup freezer: an unprivileged user has no delegated cgroup v2 subtree to
+ * create one in (systemd delegates only to user services, not to a plain login shell or a container
+ * process), and tether must work without root. A stopped process cannot fork, exit or change its
+ * session, so the set found once the scans agree is complete; SIGTERM is then delivered to a tree that
+ * cannot race the stopper. What a member forks in its SIGTERM handler after SIGCONT is found only while it
+ * is still a member's child or still carries the marker; for the first 250 ms every poll round is a full
+ * scan so that window is watched without gaps. The freeze cannot see a process that left before it.
  *
  * <p>Polling is cheap between full scans: each round re-reads only the stat of known members, and
  * a full /proc scan (which finds processes forked during the stop) runs every few rounds and once
@@ -41,7 +51,10 @@ public final class TreeStopper {
             boolean portFree = port == 0 || !PortListeners.isListening(port);
             return new StopReport(List.of(), Duration.ZERO, portFree, List.of(), portFree);
         }
-        run.signalAll(snapshot, Signal.TERM);
+        // Freeze first (see freeze()): nothing forks, escapes or exits while the members are found and signalled.
+        List<Member> frozen = run.freeze(snapshot);
+        run.signalAll(frozen, Signal.TERM);
+        run.resume(frozen);
         boolean gone = Poll.until(() -> run.settled(Signal.TERM), grace, POLL_CEILING);
         if (!gone) {
             run.signalAll(tree.members(), Signal.KILL);
@@ -49,6 +62,17 @@ public final class TreeStopper {
         }
         return run.report();
     }
+
+    /** How long the freeze may take before the stop goes on with the members found so far. */
+    public static final Duration FREEZE_LIMIT = Duration.ofSeconds(2);
+
+    /** The freeze is always on; the constant marks the one place a test of its effect would turn it off. */
+    private static final boolean FREEZE = true;
+    /**
+     * Right after SIGCONT the members run their SIGTERM handlers: what they fork now is found only while it is
+     * still a member's child or still carries the marker, so for this long every round is a full scan.
+     */
+    private static final long WATCH_CLOSELY_NANOS = 250_000_000L;
 
     /** State of one stop: the members being watched and the events so far. */
     private static final class Run {
@@ -63,6 +87,64 @@ public final class TreeStopper {
         Run(ProcessTree tree, int port) {
             this.tree = tree;
             this.port = port;
+        }
+
+        private final Set<ProcessIdentity> frozen = new HashSet<>();
+
+        /**
+         * SIGSTOP every member (the group, then each by identity), wait until each is stopped or dead, scan
+         * again, and repeat until a scan finds nobody new: a stopped process cannot fork, so the set is then
+         * complete. Bounded by {@link #FREEZE_LIMIT}. Returns the members found.
+         */
+        List<Member> freeze(List<Member> members) {
+            if (!FREEZE) {
+                return members;
+            }
+            long deadline = System.nanoTime() + FREEZE_LIMIT.toNanos();
+            List<Member> now = members;
+            while (true) {
+                boolean fresh = false;
+                Membership m = tree.membership();
+                if (m.pgid() > 0) {
+                    now.stream().filter(x -> x.stat().pgrp() == m.pgid()).findFirst()
+                            .ifPresent(w -> Signaller.sendToGroup(m.pgid(), w.identity(), Signal.STOP));
+                }
+                for (Member member : now) {
+                    if (frozen.add(member.identity())) {
+                        fresh = true;
+                        Signaller.send(member.identity(), Signal.STOP);
+                    }
+                }
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return now;
+                }
+                List<Member> current = now;
+                Poll.until(() -> current.stream().allMatch(x -> ProcFs.stat(x.pid())
+                        .map(st -> st.state() == 'T' || st.state() == 't' || st.isDead() || st.startTicks() != x.identity().startTicks())
+                        .orElse(true)), Duration.ofNanos(Math.min(left, 100_000_000L)), Duration.ofMillis(1));
+                List<Member> again = tree.members();
+                boolean stable = !fresh && frozen.containsAll(again.stream().map(Member::identity).toList());
+                if (stable || System.nanoTime() >= deadline) {
+                    return again;
+                }
+                now = again;
+            }
+        }
+
+        /** SIGCONT to everything frozen (with SIGTERM pending), so each member can handle it. */
+        void resume(List<Member> members) {
+            if (!FREEZE) {
+                return;
+            }
+            Membership m = tree.membership();
+            if (m.pgid() > 0) {
+                members.stream().filter(x -> x.stat().pgrp() == m.pgid()).findFirst()
+                        .ifPresent(w -> Signaller.sendToGroup(m.pgid(), w.identity(), Signal.CONT));
+            }
+            for (ProcessIdentity id : frozen) {
+                Signaller.send(id, Signal.CONT);
+            }
         }
 
         void signalAll(List<Member> members, Signal signal) {
@@ -117,7 +199,8 @@ public final class TreeStopper {
                 record(id, StopReport.Action.EXITED);
                 return true;
             });
-            boolean due = System.nanoTime() - lastFullScan > FULL_SCAN_EVERY_NANOS;
+            boolean due = System.nanoTime() - lastFullScan > FULL_SCAN_EVERY_NANOS
+                    || System.nanoTime() - start < WATCH_CLOSELY_NANOS;
             if (!watched.isEmpty() && !due) {
                 return false;
             }

@@ -69,9 +69,14 @@ public final class LeaseStore {
     /** Runs {@code action} holding the store's lock (between processes and threads). */
     public <T> T locked(Callable<T> action) throws Exception {
         IN_PROCESS.lock();
-        try (FileChannel channel = FileChannel.open(dir.resolve(".lock"), StandardOpenOption.CREATE,
-                StandardOpenOption.WRITE);
-             FileLock ignored = channel.lock()) {
+        FileChannel channel;
+        try {
+            channel = FileChannel.open(dir.resolve(".lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        } catch (IOException e) {
+            IN_PROCESS.unlock();
+            throw new StateException("cannot open the lease lock " + dir.resolve(".lock"), dir.getParent(), e);
+        }
+        try (channel; FileLock ignored = channel.lock()) {
             return action.call();
         } finally {
             IN_PROCESS.unlock();
@@ -97,7 +102,7 @@ public final class LeaseStore {
             } catch (IOException ignored) {
                 // best effort
             }
-            throw new UncheckedIOException("cannot write lease " + target, e);
+            throw new StateException("cannot write the lease " + target, dir.getParent(), e);
         }
     }
 

@@ -91,33 +91,74 @@ public final class Profiles {
         JsonNode root;
         try {
             root = new ObjectMapper(new YAMLFactory()).readTree(file.toFile());
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            var l = e.getLocation();
+            String at = l == null || l.getLineNr() < 1 ? file.toString() : file + ":" + l.getLineNr() + ":" + l.getColumnNr();
+            throw new ProfileException(at + ": not valid YAML: " + firstLine(e.getOriginalMessage()));
         } catch (IOException e) {
             throw new ProfileException(file + ": not valid YAML: " + firstLine(e.getMessage()));
         }
+        Map<String, com.fasterxml.jackson.core.JsonLocation> where = locate(file);
         if (root == null || root.isMissingNode() || root.isNull()) {
             return;
         }
         JsonNode section = root.get("profiles");
         if (section == null || !section.isObject()) {
-            throw new ProfileException(file + ": expected a top-level 'profiles:' mapping");
+            throw new ProfileException(at(file, where, "/profiles") + ": expected a top-level 'profiles:' mapping");
         }
         for (var entry : section.properties()) {
-            profiles.put(entry.getKey(), parseProfile(file, entry.getKey(), entry.getValue()));
+            profiles.put(entry.getKey(), parseProfile(file, where, entry.getKey(), entry.getValue()));
         }
+    }
+
+    /** Where each key of the file is (JSON pointer to line and column), for messages: {@code file:line:column}. */
+    private static Map<String, com.fasterxml.jackson.core.JsonLocation> locate(Path file) {
+        Map<String, com.fasterxml.jackson.core.JsonLocation> at = new java.util.HashMap<>();
+        try (var p = new YAMLFactory().createParser(file.toFile())) {
+            com.fasterxml.jackson.core.JsonToken t;
+            while ((t = p.nextToken()) != null) {
+                if (t == com.fasterxml.jackson.core.JsonToken.FIELD_NAME) {
+                    at.putIfAbsent(p.getParsingContext().pathAsPointer().toString(), p.currentTokenLocation());
+                }
+            }
+        } catch (IOException e) {
+            // already parsed once: cannot happen; messages then carry the file name only
+        }
+        return at;
+    }
+
+    /** {@code file:line:column} of the key a pointer names (the nearest enclosing key found), else the file. */
+    private static String at(Path file, Map<String, com.fasterxml.jackson.core.JsonLocation> where, String pointer) {
+        for (String p = pointer; !p.isEmpty(); p = p.substring(0, p.lastIndexOf('/'))) {
+            var l = where.get(p);
+            if (l != null && l.getLineNr() > 0) {
+                return file + ":" + l.getLineNr() + ":" + l.getColumnNr();
+            }
+        }
+        return file.toString();
+    }
+
+    private static String pointer(String... names) {
+        StringBuilder b = new StringBuilder();
+        for (String n : names) {
+            b.append('/').append(n.replace("~", "~0").replace("/", "~1"));
+        }
+        return b.toString();
     }
 
     /** The keys a profile in tether.yaml may have. */
     static final List<String> KEYS = List.of("command", "health", "startup-timeout", "hang-timeout", "env");
 
-    private static Profile parseProfile(Path file, String name, JsonNode node) {
-        String where = file + ": profile '" + name + "'";
+    private static Profile parseProfile(Path file, Map<String, com.fasterxml.jackson.core.JsonLocation> at, String name,
+                                        JsonNode node) {
+        String where = at(file, at, pointer("profiles", name)) + ": profile '" + name + "'";
         if (!node.isObject()) {
             throw new ProfileException(where + ": expected a mapping with 'command'");
         }
         // A misspelt key (comand, startup_timeout) would otherwise be ignored silently, or reported as a missing one.
         for (String key : (Iterable<String>) () -> node.fieldNames()) {
             if (!KEYS.contains(key)) {
-                throw new ProfileException(where + ": unknown key '" + key + "' (known: " + String.join(", ", KEYS) + ")");
+                throw new ProfileException(at(file, at, pointer("profiles", name, key)) + ": profile '" + name + "': unknown key '" + key + "' (known: " + String.join(", ", KEYS) + ")");
             }
         }
         JsonNode command = node.get("command");
@@ -132,7 +173,8 @@ public final class Profiles {
                 command.forEach(w -> words.add(w.asText()));
                 template = new ArgvTemplate(words);
             } else {
-                throw new ProfileException(where + ": 'command' must be a list of words or one string");
+                throw new ProfileException(at(file, at, pointer("profiles", name, "command")) + ": profile '" + name
+                        + "': 'command' must be a list of words or one string");
             }
         } catch (IllegalArgumentException e) {
             throw new ProfileException(where + ": " + e.getMessage());
@@ -144,7 +186,8 @@ public final class Profiles {
         }
         Duration startup = null;
         if (node.has("startup-timeout")) {
-            startup = parseDuration(where + ": 'startup-timeout'", node.get("startup-timeout").asText());
+            startup = parseDuration(at(file, at, pointer("profiles", name, "startup-timeout")) + ": profile '" + name
+                    + "': 'startup-timeout'", node.get("startup-timeout").asText());
         }
         Duration hang = null;
         if (node.has("hang-timeout")) {
@@ -157,7 +200,8 @@ public final class Profiles {
         JsonNode envNode = node.get("env");
         if (envNode != null) {
             if (!envNode.isObject()) {
-                throw new ProfileException(where + ": 'env' must be a mapping of NAME: value");
+                throw new ProfileException(at(file, at, pointer("profiles", name, "env")) + ": profile '" + name
+                        + "': 'env' must be a mapping of NAME: value");
             }
             envNode.properties().forEach(e -> env.put(e.getKey(), e.getValue().asText()));
         }

@@ -261,6 +261,7 @@ public final class ServerManager implements AutoCloseable {
 
     private ServerHandle launch(ServerSpec spec, Lease lease) throws ServerStartException, ForeignPortException {
         installHook();
+        LogPruner.prune(home.logs(), store.list().stream().map(Lease::id).collect(java.util.stream.Collectors.toSet()), Instant.now());
         events.starting(lease);
         long t0 = System.nanoTime();
         Map<String, String> env = new HashMap<>(spec.profile().env());
@@ -278,7 +279,13 @@ public final class ServerManager implements AutoCloseable {
             throw new ServerStartException(e.getMessage(), "");
         }
         ShimConnection connection = new ShimConnection(shim, t0);
-        Lease current = store.update(lease.id(), l -> l.withShim(shim.identity().orElse(null))).orElse(lease);
+        Lease current;
+        try {
+            current = store.update(lease.id(), l -> l.withShim(shim.identity().orElse(null))).orElse(lease);
+        } catch (RuntimeException e) {
+            abandon(shim, lease);   // e.g. the disk filled up: nothing spawned may outlive this failure
+            throw e;
+        }
         ServerHandle handle = new ServerHandle(this, spec, current, connection);
         owned.add(handle);
         handle.watchShim();
@@ -291,16 +298,51 @@ public final class ServerManager implements AutoCloseable {
         } catch (ExecutionException | TimeoutException e) {
             handle.stop();
             String why = e instanceof ExecutionException ? e.getCause().getMessage() : "the shim did not start the server in time";
+            if (why != null && why.startsWith(Shim.STATE_FAILURE)) {
+                throw new StateException(why.substring(Shim.STATE_FAILURE.length()).trim());
+            }
             throw new ServerStartException("the server did not start: " + why, logTail(current));
         } catch (InterruptedException e) {
             handle.stop();
             Thread.currentThread().interrupt();
             throw new ServerStartException("interrupted while starting the server", "");
         }
-        Lease ready = store.update(lease.id(), l -> l.withState(Lease.State.READY)).orElse(current);
+        Lease ready;
+        try {
+            ready = store.update(lease.id(), l -> l.withState(Lease.State.READY)).orElse(current);
+        } catch (RuntimeException e) {
+            handle.stop();
+            throw e;
+        }
         events.ready(ready, ServerSpec.baseUrl(ready.host(), ready.port()), Duration.ofNanos(System.nanoTime() - t0));
         handle.updateLease(ready);
         return handle;
+    }
+
+    /**
+     * A state write failed right after the shim was spawned: SIGKILL the shim (so it spawns nothing more), stop
+     * whatever carries the lease's marker, and drop the lease if the disk lets us.
+     */
+    private void abandon(Spawned shim, Lease lease) {
+        shim.identity().ifPresent(id -> {
+            Signaller.send(id, Signal.KILL);
+            Poll.until(() -> !id.isAlive(), TreeStopper.KILL_WAIT);
+        });
+        TreeStopper.stop(new ProcessTree(new Membership(lease.id(), null, null, 0, Set.of())), graceOf(lease), lease.port());
+        removeQuietly(lease.id());
+    }
+
+    private static Duration graceOf(Lease lease) {
+        return Duration.ofMillis(lease.graceMillis() > 0 ? lease.graceMillis() : 10_000);
+    }
+
+    /** Removes a lease; a home that cannot even be changed is said, not thrown, in the middle of a stop. */
+    private void removeQuietly(String id) {
+        try {
+            store.remove(id);
+        } catch (RuntimeException e) {
+            events.waiting("cannot remove the lease " + store.path(id) + ": " + e.getMessage());
+        }
     }
 
     private void awaitReady(ServerSpec spec, Lease lease, ShimConnection connection, long t0)
@@ -331,7 +373,7 @@ public final class ServerManager implements AutoCloseable {
         if (connection.shimAlive()) {
             Signaller.send(connection.shim().identity().orElseThrow(), Signal.KILL);
         }
-        store.remove(lease.id());
+        removeQuietly(lease.id());
         if (summary == null || !leftovers.events().isEmpty()) {
             summary = leftovers.summary() + (summary == null ? " (the shim did not report)" : "");
         }

@@ -47,6 +47,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  */
 public final class Shim {
     private static final Duration MEMBER_REFRESH = Duration.ofMillis(500);
+    /** Starts a "failed" report when the lease could not be written: the owner reports it as a state failure. */
+    static final String STATE_FAILURE = "state:";
 
     private final LeaseStore leases;
     private final String leaseId;
@@ -98,7 +100,21 @@ public final class Shim {
         }
         ProcessIdentity root = server.identity().orElse(null);
         tree = new ProcessTree(new Membership(leaseId, root, ProcessIdentity.current(), server.pid(), Set.of()));
-        leases.update(leaseId, l -> l.withServer(root, server.pid()));
+        try {
+            leases.update(leaseId, l -> l.withServer(root, server.pid()));
+        } catch (RuntimeException e) {
+            // A full or read-only home: a server that is not in its lease must not run on (it would outlive us).
+            StopReport report = TreeStopper.stop(tree, Duration.ofMillis(lease.graceMillis() > 0 ? lease.graceMillis() : 10_000),
+                    lease.port());
+            output.line("[tether] cannot record the server in its lease, stopped it: " + report.summary());
+            owner.println("failed " + STATE_FAILURE + " " + e.getMessage());
+            try {
+                leases.remove(leaseId);
+            } catch (RuntimeException ignored) {
+                // the owner says what failed
+            }
+            return 1;
+        }
         owner.println("started " + server.pid() + " " + (root == null ? 0 : root.startTicks()));
 
         outputPump = Thread.ofVirtual().name("server-output").start(() -> {
@@ -136,7 +152,11 @@ public final class Shim {
         StopReport report = TreeStopper.stop(tree, grace, lease.port());
         output.line("[tether] server stopped (" + stopReason + "): " + report.summary());
         Subreaper.reapAdoptedZombies(pid -> pid == server.pid());
-        leases.remove(leaseId);
+        try {
+            leases.remove(leaseId);
+        } catch (RuntimeException e) {
+            output.line("[tether] " + e.getMessage());
+        }
         owner.println("stopped " + report.summary());
         try {
             output.close();

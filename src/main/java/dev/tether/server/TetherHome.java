@@ -1,7 +1,6 @@
 package dev.tether.server;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -54,8 +53,7 @@ public record TetherHome(Path root) {
             }
             return this;
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot create tether's state directory " + root
-                    + " (set TETHER_HOME to a writable directory)", e);
+            throw new StateException("cannot create tether's state directory " + root, root, e);
         }
     }
 }

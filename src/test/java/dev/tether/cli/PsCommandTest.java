@@ -79,9 +79,15 @@ class PsCommandTest {
             assertThat(row.get("owner").asText()).isEqualTo("tether pid " + me);
             assertThat(row.get("serverPid").asInt()).isEqualTo(lease.server().pid());
             List<Integer> listed = new ArrayList<>();
-            for (String pid : row.get("pids").asText().split(",")) {
-                listed.add(Integer.parseInt(pid));
+            assertThat(row.get("pids").isArray()).as("pids is an array of numbers").isTrue();
+            for (JsonNode pid : row.get("pids")) {
+                assertThat(pid.isInt()).as("pid %s is a number", pid).isTrue();
+                listed.add(pid.asInt());
             }
+            assertThat(row.get("port").isInt()).isTrue();
+            assertThat(row.get("ownerPid").isNumber()).isTrue();
+            assertThat(row.get("uptimeSeconds").isNumber()).isTrue();
+            assertThat(java.time.Instant.parse(row.get("startedAt").asText())).isEqualTo(lease.startedAt());
             assertThat(listed).containsExactlyInAnyOrderElementsOf(pids).contains(lease.server().pid());
             assertThat(row.get("log").asText()).isEqualTo(lease.logPath());
             assertThat(row.get("uptime").asText()).matches("\\d+s");

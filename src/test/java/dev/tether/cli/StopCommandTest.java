@@ -95,11 +95,14 @@ class StopCommandTest {
     }
 
     @Test
-    void nothingToStopOnAFreePortIsSaidPlainly() throws Exception {
+    void nothingToStopOnAFreePortExitsLikeAnUnknownId() throws Exception {
         int port = Fixture.freePort();
         var result = TetherCli.run(home(), "stop", "--port", String.valueOf(port));
-        assertThat(result.exitCode()).isZero();
-        assertThat(result.out()).contains("No tether-managed server on port " + port);
+        var unknown = TetherCli.run(home(), "stop", "t-no-such-id");
+        assertThat(result.exitCode()).isEqualTo(ExitCode.USAGE).isEqualTo(unknown.exitCode());
+        assertThat(result.errLines()).singleElement().asString()
+                .startsWith("tether: no tether-managed server on port " + port);
+        assertThat(result.out()).isEmpty();
     }
 
     @Test

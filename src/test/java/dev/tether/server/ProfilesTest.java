@@ -138,6 +138,18 @@ class ProfilesTest {
     }
 
     @Test
+    void yamlErrorsCarryLineAndColumn() throws Exception {
+        Path file = work.resolve("tether.yaml");
+        write(file, "profiles:\n  x: [unclosed\n");
+        assertThatThrownBy(this::load).hasMessageStartingWith(file + ":2:15: not valid YAML");
+        assertRefused("profiles:\n  ok: {command: srv}\n  p:\n    command: srv\n    comand: srv\n",
+                file + ":5:5: profile 'p': unknown key 'comand'");
+        assertRefused("profiles:\n  p:\n    command: srv\n    startup-timeout: soon\n",
+                file + ":4:5: profile 'p': 'startup-timeout': 'soon' is not a duration");
+        assertRefused("profiles:\n  p:\n    health: /h\n", file + ":2:3: profile 'p': 'command' is missing");
+    }
+
+    @Test
     void eachMistakeIsOneClearMessage() throws Exception {
         assertRefused("servers: {}\n", "expected a top-level 'profiles:' mapping");
         assertRefused("profiles:\n  p: just-a-string\n", "profile 'p': expected a mapping with 'command'");
