@@ -26,7 +26,11 @@ public final class TetherCli {
             throw new IllegalStateException("tether.test.classpath is not set (run the tests through Maven)");
         }
         String java = ProcessHandle.current().info().command().orElse("java");
-        List<String> command = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED",
+        // env --default-signal: a suite started in the background (nohup, `&` in a script) hands its children
+        // SIGINT/SIGHUP ignored, and the JVM installs no handler for an ignored signal: the signal tests would
+        // then test nothing. tether run by a user keeps what its shell gave it.
+        List<String> command = new ArrayList<>(List.of("/usr/bin/env", "--default-signal=HUP,INT,QUIT,TERM",
+                java, "--enable-native-access=ALL-UNNAMED",
                 "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:+DisplayVMOutputToStderr", "-Xshare:auto", "-cp", classpath,
                 TetherCommand.class.getName()));
         command.addAll(List.of(args));
