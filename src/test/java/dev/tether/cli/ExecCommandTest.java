@@ -1,0 +1,306 @@
+package dev.tether.cli;
+
+import static dev.tether.cli.TetherHomes.*;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.tether.fixtures.Fixture;
+import dev.tether.fixtures.HealthServer;
+import dev.tether.proc.Poll;
+import dev.tether.proc.ProcessTree;
+import dev.tether.proc.Signal;
+import dev.tether.proc.Signaller;
+import dev.tether.proc.Spawner;
+import dev.tether.server.Job;
+import dev.tether.server.Lease;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code tether exec} as a user runs it: a separate JVM, real servers (the embedded tiny model, or the
+ * HealthServer fixture), real jobs (sh, python3), real signals; afterwards nothing of the home is left —
+ * neither the server's tree nor the job's.
+ */
+class ExecCommandTest {
+
+    @TempDir
+    Path dir;
+
+    @RegisterExtension
+    final Tethers tethers = new Tethers(() -> dir.resolve("home"));
+
+    Path home() {
+        return tethers.home();
+    }
+
+    private BackgroundTether exec(String... args) throws IOException {
+        List<String> all = new ArrayList<>(List.of("exec"));
+        all.addAll(List.of(args));
+        return tethers.start(dir, all.toArray(String[]::new));
+    }
+
+    private static boolean hasPython() {
+        try {
+            Spawner.resolveExecutable("python3", null);
+            return true;
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
+    private Path script(String name, String text) throws IOException {
+        return Files.writeString(dir.resolve(name), text);
+    }
+
+    /** The job's lease once its root is running (and has at least {@code members} live members). */
+    private Lease awaitJob(BackgroundTether tether, int members) {
+        Lease[] found = new Lease[1];
+        Poll.until(() -> {
+            found[0] = leases(home()).stream().filter(l -> Job.KIND.equals(l.profile()) && l.server() != null)
+                    .findFirst().orElse(null);
+            return (found[0] != null && new ProcessTree(found[0].membership()).members().size() >= members)
+                    || !tether.process.isAlive();
+        }, UP, Duration.ofMillis(20));
+        assertThat(found[0]).as("a running job lease\nstdout:\n%s\nstderr:\n%s", tether.out(), tether.err()).isNotNull();
+        return found[0];
+    }
+
+    private Lease serverLease() {
+        return leases(home()).stream().filter(l -> !Job.KIND.equals(l.profile())).findFirst().orElseThrow();
+    }
+
+    private void awaitFile(Path file, BackgroundTether tether) {
+        assertThat(Poll.until(() -> Files.exists(file) || !tether.process.isAlive(), UP, Duration.ofMillis(20)))
+                .as("%s appears\nstdout:\n%s\nstderr:\n%s", file, tether.out(), tether.err()).isTrue();
+        assertThat(Files.exists(file)).as("%s appears\nstdout:\n%s\nstderr:\n%s", file, tether.out(), tether.err()).isTrue();
+    }
+
+    private void assertJobGone(Lease job) {
+        assertThat(new ProcessTree(job.membership()).members()).as("members of job %s", job.id()).isEmpty();
+        assertThat(job.shim() == null || !job.shim().isAlive()).as("job shim alive").isTrue();
+        assertThat(home().resolve("leases").resolve(job.id() + ".json")).doesNotExist();
+    }
+
+    // ---- the tests ----
+
+    @Test
+    void aPythonJobTalksToTheTinyModelAndTetherStopsTheServerAfterwards() throws Exception {
+        assumeTrue(hasPython(), "python3 is not installed");
+        Path job = script("complete.py", """
+                import json, os, sys, urllib.request
+                body = json.dumps({"model": os.environ["TETHER_MODEL"], "prompt": "Hello", "max_tokens": 8}).encode()
+                req = urllib.request.Request(os.environ["OPENAI_BASE_URL"] + "/completions", data=body,
+                    headers={"Content-Type": "application/json", "Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]})
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    reply = json.load(r)
+                print("TEXT:" + json.dumps(reply["choices"][0]["text"]))
+                print("ARGS:" + " ".join(sys.argv[1:]))
+                """);
+        BackgroundTether tether = exec("--model", "tiny", "--port", "auto", "--", "python3", job.toString(), "{model}", "{port}");
+        int code = tether.awaitExit(Duration.ofSeconds(110));
+        assertThat(code).as("stdout:\n%s\nstderr:\n%s", tether.out(), tether.err()).isZero();
+        assertThat(tether.out()).containsPattern("(?m)^TEXT:\".*\"$");
+        String port = tether.err().lines().filter(l -> l.startsWith("Ready: ")).findFirst().orElseThrow()
+                .replaceAll("^Ready: http://127\\.0\\.0\\.1:(\\d+).*$", "$1");
+        assertThat(tether.out()).contains("ARGS:tiny " + port);
+        // tether's own lines are on stderr: the job's stdout is the job's alone.
+        assertThat(tether.out()).doesNotContain("Ready:").doesNotContain("Starting server");
+        assertThat(leases(home())).isEmpty();
+    }
+
+    @Test
+    void theJobsExitCodeIsTethersAndTheEnvironmentAndPlaceholdersAreSet() throws Exception {
+        int port = Fixture.freePort();
+        BackgroundTether tether = exec("--command", healthServer(), "--port", String.valueOf(port), "--",
+                "sh", "-c", "echo \"ENV $TETHER_URL $TETHER_PORT $OPENAI_BASE_URL $OPENAI_API_BASE $OPENAI_API_KEY"
+                        + " ${TETHER_MODEL-unset} $TETHER_LEASE\"; echo \"ARGS $0 $1\"; exit 7", "{port}", "{url}");
+        assertThat(tether.awaitExit(UP)).as("stdout:\n%s\nstderr:\n%s", tether.out(), tether.err()).isEqualTo(7);
+        String url = "http://127.0.0.1:" + port;
+        assertThat(tether.out()).containsPattern("(?m)^ENV " + url + " " + port + " " + url + "/v1 " + url + "/v1 tether unset j\\S+$");
+        assertThat(tether.out()).contains("ARGS " + port + " " + url);
+        assertThat(tether.err()).doesNotContain("tether: ");   // the job ran: no line of tether's own failure
+        assertThat(leases(home())).isEmpty();
+
+        // A job ended by a signal: 128 + N, as a shell reports it.
+        BackgroundTether killed = exec("--command", healthServer(), "--port", "auto", "--", "sh", "-c", "kill -TERM $$");
+        assertThat(killed.awaitExit(UP)).isEqualTo(143);
+    }
+
+    @Test
+    void badUsageIsOneLineAndExit2() throws Exception {
+        TetherCli.Result url = TetherCli.run(home(), "exec", "--model", "tiny", "--url", "http://127.0.0.1:1", "--", "true");
+        assertThat(url.exitCode()).isEqualTo(ExitCode.USAGE);
+        assertThat(url.errLines()).hasSize(1).first().asString().startsWith("tether: ").contains("issue 11");
+        TetherCli.Result none = TetherCli.run(home(), "exec", "--model", "tiny");
+        assertThat(none.exitCode()).isEqualTo(ExitCode.USAGE);
+        assertThat(none.errLines()).hasSize(1).first().asString().contains("--");
+        TetherCli.Result missing = TetherCli.run(home(), "exec", "--model", "tiny", "--", "no-such-job-xyz");
+        assertThat(missing.exitCode()).isEqualTo(ExitCode.USAGE);
+        assertThat(missing.errLines()).hasSize(1).first().asString().contains("no-such-job-xyz");
+        assertThat(leases(home())).isEmpty();
+    }
+
+    @Test
+    void theServerFailingIsExit3WithATetherLineAndTheJobNeverRuns() throws Exception {
+        Path marker = dir.resolve("ran");
+        TetherCli.Result r = TetherCli.run(home(), "exec", "--command", "sh -c 'exit 9' {port}", "--port", "auto", "--",
+                "touch", marker.toString());
+        assertThat(r.exitCode()).isEqualTo(ExitCode.SERVER_FAILED);
+        assertThat(r.err()).contains("tether: the server failed to start");
+        assertThat(marker).doesNotExist();
+    }
+
+    @Test
+    void aJobThatForksABackgroundWorkerAndExitsLeavesNothing() throws Exception {
+        Path pidFile = dir.resolve("worker.pid");
+        BackgroundTether tether = exec("--command", healthServer(), "--port", "auto", "--",
+                "sh", "-c", "sleep 600 & echo $! > " + pidFile + "; exit 0");
+        assertThat(tether.awaitExit(UP)).as("stderr:\n%s", tether.err()).isZero();
+        int worker = Integer.parseInt(Files.readString(pidFile).trim());
+        assertThat(dev.tether.proc.ProcFs.stat(worker).filter(s -> !s.isDead())).as("worker %d", worker).isEmpty();
+        assertThat(processesOf(home())).isEmpty();
+        assertThat(leases(home())).isEmpty();
+    }
+
+    @Test
+    void killMinus9OfTetherTakesDownTheJobTreeAndTheServerTree() throws Exception {
+        BackgroundTether tether = exec("--command", healthServer(), "--port", "auto", "--",
+                "sh", "-c", "sleep 600 & setsid sleep 601 & sleep 602");
+        Lease job = awaitJob(tether, 3);
+        Lease server = serverLease();
+        assertThat(new ProcessTree(server.membership()).members()).isNotEmpty();
+
+        tether.process.destroyForcibly();   // SIGKILL: no hook runs
+        assertThat(tether.process.waitFor(10, TimeUnit.SECONDS)).isTrue();
+
+        assertThat(Poll.until(() -> new ProcessTree(job.membership()).members().isEmpty()
+                && new ProcessTree(server.membership()).members().isEmpty() && leases(home()).isEmpty(), WATCHDOG))
+                .as("job and server trees gone after kill -9 of tether").isTrue();
+        assertJobGone(job);
+        assertServerGone(home(), server);
+    }
+
+    @Test
+    void ctrlCReachesTheJobFirstThenTetherStopsEverythingAndExits130() throws Exception {
+        assumeTrue(hasPython(), "python3 is not installed");
+        Path seen = dir.resolve("seen");
+        Path job = script("interruptible.py", """
+                import os, sys, time, urllib.request
+                open(sys.argv[1] + ".ready", "w").close()
+                try:
+                    while True:
+                        time.sleep(0.05)
+                except KeyboardInterrupt:
+                    status = urllib.request.urlopen(os.environ["TETHER_URL"] + "/health", timeout=10).status
+                    with open(sys.argv[1], "w") as f:
+                        f.write("KeyboardInterrupt health=%d" % status)
+                    sys.exit(3)
+                """);
+        BackgroundTether tether = exec("--command", healthServer(), "--port", "auto", "--", "python3", job.toString(), seen.toString());
+        awaitFile(Path.of(seen + ".ready"), tether);
+        Lease jobLease = awaitJob(tether, 1);
+        Lease server = serverLease();
+
+        assertThat(Signaller.send(tether.identity(), Signal.INT)).isEqualTo(Signaller.Outcome.SENT);
+        assertThat(tether.awaitExit(UP)).as("stderr:\n%s", tether.err()).isEqualTo(ExitCode.INTERRUPTED);
+        // The job saw SIGINT while its server still answered: the server is stopped after the job.
+        assertThat(Files.readString(seen)).isEqualTo("KeyboardInterrupt health=200");
+        assertJobGone(jobLease);
+        assertServerGone(home(), server);
+    }
+
+    @Test
+    void aJobThatIgnoresCtrlCIsStoppedAfterTheJobGrace() throws Exception {
+        BackgroundTether tether = exec("--command", healthServer(), "--port", "auto", "--job-grace", "1s", "--",
+                "sh", "-c", "trap '' INT; sleep 600");
+        Lease jobLease = awaitJob(tether, 1);
+        Lease server = serverLease();
+        assertThat(Signaller.send(tether.identity(), Signal.INT)).isEqualTo(Signaller.Outcome.SENT);
+        assertThat(tether.awaitExit(UP)).as("stderr:\n%s", tether.err()).isEqualTo(ExitCode.INTERRUPTED);
+        assertJobGone(jobLease);
+        assertServerGone(home(), server);
+    }
+
+    @Test
+    void aServerReusedFromAnotherTetherIsLeftRunning() throws Exception {
+        int port = Fixture.freePort();
+        BackgroundTether serve = tethers.start(null, "serve", "--command", healthServer(), "--port", String.valueOf(port));
+        Lease served = serve.awaitReady();
+        TetherCli.Result r = TetherCli.run(home(), "exec", "--command", healthServer(), "--port", String.valueOf(port),
+                "--", "sh", "-c", "exit 0");
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        assertThat(r.err()).contains("Using running server");
+        assertThat(served.server().isAlive()).isTrue();
+        assertThat(status("http://127.0.0.1:" + port + "/health")).isEqualTo(200);
+    }
+
+    @Test
+    void severalModelsGetOneServerEachAndTheirOwnUrls() throws Exception {
+        // sh -c 'exec "$@"' {model} java ... HealthServer --port {port}: a server per model, the model in its argv.
+        String command = "sh -c 'exec \"$@\"' {model} " + healthServer();
+        int port = Fixture.freePort();
+        BackgroundTether tether = exec("--command", command, "--model", "gen-1", "--model", "judge.v2", "--port", "auto", "--",
+                "sh", "-c", "echo \"URLS $TETHER_URL $TETHER_URL_GEN_1 $TETHER_URL_JUDGE_V2 $TETHER_MODEL\"");
+        assertThat(tether.awaitExit(UP)).as("stderr:\n%s", tether.err()).isZero();
+        String line = tether.out().lines().filter(l -> l.startsWith("URLS ")).findFirst().orElseThrow();
+        String[] words = line.split(" ");
+        assertThat(words).hasSize(5);
+        assertThat(words[1]).isEqualTo(words[2]).startsWith("http://127.0.0.1:");
+        assertThat(words[3]).startsWith("http://127.0.0.1:").isNotEqualTo(words[2]);
+        assertThat(words[4]).isEqualTo("gen-1");
+        assertThat(tether.err().lines().filter(l -> l.startsWith("Ready: "))).hasSize(2);
+        assertThat(leases(home())).isEmpty();
+        assertThat(port).isPositive();
+    }
+
+    @Test
+    void aServerKilledMidJobIsRestartedOnTheSamePortAndTheJobCarriesOn() throws Exception {
+        assumeTrue(hasPython(), "python3 is not installed");
+        Path go = dir.resolve("go");
+        Path job = script("retries.py", """
+                import os, sys, time, urllib.request
+                open(sys.argv[1] + ".ready", "w").close()
+                while not os.path.exists(sys.argv[1]):
+                    time.sleep(0.05)
+                deadline = time.time() + 60
+                while True:
+                    try:
+                        status = urllib.request.urlopen(os.environ["TETHER_URL"] + "/health", timeout=5).status
+                        if status == 200:
+                            print("HEALTHY")
+                            sys.exit(0)
+                    except Exception as e:
+                        if time.time() > deadline:
+                            print("GAVE UP", e)
+                            sys.exit(1)
+                    time.sleep(0.1)
+                """);
+        int port = Fixture.freePort();
+        BackgroundTether tether = exec("--command", healthServer(), "--port", String.valueOf(port), "--",
+                "python3", job.toString(), go.toString());
+        awaitFile(Path.of(go + ".ready"), tether);
+        Lease first = serverLease();
+        assertThat(Signaller.send(first.server(), Signal.KILL)).isEqualTo(Signaller.Outcome.SENT);
+        assertThat(Poll.until(() -> tether.err().contains("restarted on the same port") || !tether.process.isAlive(), UP))
+                .as("stderr:\n%s", tether.err()).isTrue();
+        assertThat(tether.err()).contains("restarted on the same port");
+        Optional<Lease> second = leases(home()).stream().filter(l -> !Job.KIND.equals(l.profile())).findFirst();
+        assertThat(second).isPresent();
+        assertThat(second.get().id()).isNotEqualTo(first.id());
+        assertThat(second.get().port()).isEqualTo(port);
+        Files.writeString(go, "go");
+        assertThat(tether.awaitExit(UP)).as("stdout:\n%s\nstderr:\n%s", tether.out(), tether.err()).isZero();
+        assertThat(tether.out()).contains("HEALTHY");
+        assertThat(tether.err().lines().filter(l -> l.contains("restarted on the same port"))).hasSize(1);
+        assertThat(leases(home())).isEmpty();
+    }
+}
