@@ -143,6 +143,10 @@ public final class Job {
         Lease l = left.get();
         StopReport report = TreeStopper.stop(new ProcessTree(l.membership()), grace);
         store.remove(l.id());
+        if (l.server() == null) {
+            return new Outcome(shimCode, Optional.of("the job was not started: its shim (pid " + shim.pid() + ") exited with "
+                    + shimCode + " before starting it"));
+        }
         return new Outcome(shimCode, Optional.of("the job's shim (pid " + shim.pid() + ") exited with " + shimCode
                 + " without finishing; the job's tree was stopped from here: " + report.summary()));
     }

@@ -22,6 +22,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -301,6 +302,128 @@ class ExecCommandTest {
         assertThat(tether.awaitExit(UP)).as("stdout:\n%s\nstderr:\n%s", tether.out(), tether.err()).isZero();
         assertThat(tether.out()).contains("HEALTHY");
         assertThat(tether.err().lines().filter(l -> l.contains("restarted on the same port"))).hasSize(1);
+        assertThat(leases(home())).isEmpty();
+    }
+    private static boolean onPath(String program) {
+        try {
+            Spawner.resolveExecutable(program, null);
+            return true;
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
+    private static String shellQuote(String word) {
+        return "'" + word.replace("'", "'\\''") + "'";
+    }
+
+    /** tmux's pane, as text. */
+    private static String pane(Path socket) {
+        try {
+            Process p = new ProcessBuilder("tmux", "-S", socket.toString(), "capture-pane", "-p", "-t", "exec")
+                    .redirectErrorStream(true).start();
+            String text = new String(p.getInputStream().readAllBytes());
+            p.waitFor(10, TimeUnit.SECONDS);
+            return text;
+        } catch (IOException | InterruptedException e) {
+            return "";
+        }
+    }
+
+    private static String readOrEmpty(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (IOException e) {
+            return "";
+        }
+    }
+
+    private static void tmux(Path socket, String... args) throws Exception {
+        List<String> all = new ArrayList<>(List.of("tmux", "-S", socket.toString()));
+        all.addAll(List.of(args));
+        Process p = new ProcessBuilder(all).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertThat(p.waitFor(10, TimeUnit.SECONDS)).isTrue();
+        assertThat(p.exitValue()).as("tmux %s: %s", args, out).isZero();
+    }
+
+    @Test
+    void ctrlCInARealTerminalReachesAnInteractiveJobFirst() throws Exception {
+        assumeTrue(onPath("tmux") && onPath("bash") && hasPython(), "tmux, bash or python3 is not installed");
+        Path seen = dir.resolve("seen");
+        Path rc = dir.resolve("rc");
+        Path socket = dir.resolve("tmux.sock");
+        Path job = script("interactive.py", """
+                import os, sys, time, urllib.request
+                name = input("name? ")
+                print("hello " + name, flush=True)
+                try:
+                    time.sleep(600)
+                except KeyboardInterrupt:
+                    status = urllib.request.urlopen(os.environ["TETHER_URL"] + "/health", timeout=10).status
+                    with open(sys.argv[1], "w") as f:
+                        f.write("KeyboardInterrupt health=%d" % status)
+                    raise
+                """);
+        List<String> words = new ArrayList<>();
+        for (String w : TetherCli.command("exec", "--command", healthServer(), "--port", "auto", "--",
+                "python3", job.toString(), seen.toString())) {
+            words.add(shellQuote(w));
+        }
+        // bash, as a user's shell: a Ctrl-C reaches the whole foreground group, and bash (unlike dash) waits for
+        // tether, which exits 130 by itself, and goes on to write its status.
+        String line = "TETHER_HOME=" + shellQuote(home().toString()) + " " + String.join(" ", words)
+                + "; echo $? > " + shellQuote(rc.toString());
+        try {
+            tmux(socket, "new-session", "-d", "-s", "exec", "-x", "200", "-y", "50", "bash", "-c", line);
+            assertThat(Poll.until(() -> pane(socket).contains("name?"), UP, Duration.ofMillis(50)))
+                    .as("the job's prompt in the terminal").isTrue();
+            tmux(socket, "send-keys", "-t", "exec", "bob", "Enter");
+            assertThat(Poll.until(() -> pane(socket).contains("hello bob"), UP, Duration.ofMillis(50)))
+                    .as("the job read the terminal:\n%s", pane(socket)).isTrue();
+            Lease jobLease = leases(home()).stream().filter(l -> Job.KIND.equals(l.profile())).findFirst().orElseThrow();
+            Lease server = serverLease();
+            tmux(socket, "send-keys", "-t", "exec", "C-c");
+            assertThat(Poll.until(() -> !readOrEmpty(rc).isBlank(), UP, Duration.ofMillis(50)))
+                    .as("tether exits:\n%s", pane(socket)).isTrue();
+            assertThat(Files.readString(rc).trim()).isEqualTo(String.valueOf(ExitCode.INTERRUPTED));
+            assertThat(Files.readString(seen)).isEqualTo("KeyboardInterrupt health=200");
+            assertJobGone(jobLease);
+            assertServerGone(home(), server);
+        } finally {
+            new ProcessBuilder("tmux", "-S", socket.toString(), "kill-server").start().waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    @Timeout(300)
+    void aNodeJobWithTheOpenaiClientTalksToTheTinyModel() throws Exception {
+        assumeTrue(onPath("node") && onPath("npm"), "node or npm is not installed");
+        Path npmDir = Files.createDirectories(dir.resolve("node"));
+        Process install = new ProcessBuilder("npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "openai@4")
+                .directory(npmDir.toFile()).redirectErrorStream(true)
+                .redirectOutput(dir.resolve("npm.log").toFile()).start();
+        boolean done = install.waitFor(150, TimeUnit.SECONDS);
+        if (!done) {
+            install.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+        }
+        assumeTrue(done && install.exitValue() == 0 && Files.isDirectory(npmDir.resolve("node_modules/openai")),
+                "npm install openai failed (offline?): " + Files.readString(dir.resolve("npm.log")));
+        Path job = Files.writeString(npmDir.resolve("job.js"), """
+                const mod = require('openai');
+                const OpenAI = mod.OpenAI || mod.default || mod;
+                const client = new OpenAI({ maxRetries: 5 });   // OPENAI_BASE_URL and OPENAI_API_KEY from tether
+                (async () => {
+                  const r = await client.completions.create({ model: process.env.TETHER_MODEL, prompt: 'Hello', max_tokens: 8 });
+                  console.log('NODE:' + JSON.stringify(r.choices[0].text));
+                  const c = await client.chat.completions.create({ model: process.env.TETHER_MODEL,
+                    messages: [{ role: 'user', content: 'Hi' }], max_tokens: 8 });
+                  console.log('CHAT:' + JSON.stringify(c.choices[0].message.content));
+                })().catch(e => { console.error('FAILED', e); process.exit(1); });
+                """);
+        BackgroundTether tether = tethers.start(npmDir, "exec", "--model", "tiny", "--port", "auto", "--", "node", job.toString());
+        assertThat(tether.awaitExit(Duration.ofSeconds(120))).as("stdout:\n%s\nstderr:\n%s", tether.out(), tether.err()).isZero();
+        assertThat(tether.out()).containsPattern("(?m)^NODE:\".*\"$").containsPattern("(?m)^CHAT:.+$");
         assertThat(leases(home())).isEmpty();
     }
 }
