@@ -122,6 +122,7 @@ public final class JobShim {
         return code;
     }
 
+    private volatile boolean refreshFailureSaid;
     private final AtomicBoolean interruptedEarly = new AtomicBoolean();
     private final AtomicBoolean interrupted = new AtomicBoolean();
 
@@ -166,7 +167,12 @@ public final class JobShim {
                     .ifPresent(l -> leases.update(leaseId, x -> x.withMembers(seen)));
             Subreaper.reapAdoptedZombies(pid -> pid == job.pid());
         } catch (RuntimeException e) {
-            System.err.println("tether: job shim: member refresh failed: " + e);
+            // stderr is the job's terminal: say it once, not every half second
+            if (!refreshFailureSaid) {
+                refreshFailureSaid = true;
+                System.err.println("tether: job shim: cannot record the job's members in its lease (" + e.getMessage()
+                        + "); the job stays watched by this shim");
+            }
         }
     }
 }

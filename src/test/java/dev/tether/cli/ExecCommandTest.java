@@ -426,4 +426,21 @@ class ExecCommandTest {
         assertThat(tether.out()).containsPattern("(?m)^NODE:\".*\"$").containsPattern("(?m)^CHAT:.+$");
         assertThat(leases(home())).isEmpty();
     }
+    @Test
+    void aDamagedJobLeaseWhoseShimRunsIsNotReaped() throws Exception {
+        BackgroundTether tether = exec("--command", healthServer(), "--port", "auto", "--", "sh", "-c", "sleep 600");
+        Lease job = awaitJob(tether, 1);
+        Path file = home().resolve("leases").resolve(job.id() + ".json");
+        String text = Files.readString(file);
+        Files.writeString(file, text.substring(0, 30));   // cut before the owner and shim fields
+        TetherCli.Result reap = TetherCli.run(home(), "reap");
+        assertThat(reap.exitCode()).as(reap.out() + reap.err()).isZero();
+        assertThat(job.server().isAlive()).as("the job of a live tether, after reap:\n%s%s", reap.out(), reap.err()).isTrue();
+
+        assertThat(Signaller.send(tether.identity(), Signal.TERM)).isEqualTo(Signaller.Outcome.SENT);
+        assertThat(tether.awaitExit(UP)).as("stderr:\n%s", tether.err()).isEqualTo(ExitCode.TERMINATED);
+        assertThat(new ProcessTree(job.membership()).members()).isEmpty();
+        assertThat(leases(home())).isEmpty();
+        assertThat(noFilesIn(home().resolve("leases"))).isTrue();
+    }
 }
