@@ -283,14 +283,18 @@ final class ExecCommand implements Callable<Integer> {
     }
 
     /**
-     * SIGINT/SIGTERM. Before the job runs: as serve (stop the servers, exit 130/143). While it runs: SIGINT
-     * goes to the job first (its shim forwards it to the job's group and waits --job-grace), SIGTERM stops
-     * the job's tree; the main thread then stops the servers and exits 130/143.
+     * SIGINT/SIGTERM/SIGHUP. Before the job runs: as serve (stop the servers, exit 130/143/129). While it runs:
+     * SIGINT goes to the job first (its shim forwards it to the job's group and waits --job-grace), SIGTERM and
+     * SIGHUP stop the job's tree; the main thread then stops the servers and exits 130/143/129.
      */
     @SuppressWarnings("removal")
     private void installSignals() {
-        for (String name : new String[] {"INT", "TERM"}) {
-            int code = name.equals("INT") ? ExitCode.INTERRUPTED : ExitCode.TERMINATED;
+        for (String name : new String[] {"INT", "TERM", "HUP"}) {
+            int code = switch (name) {
+                case "INT" -> ExitCode.INTERRUPTED;
+                case "HUP" -> 128 + 1;   // the terminal hung up: the job's tree is stopped as for SIGTERM
+                default -> ExitCode.TERMINATED;
+            };
             sun.misc.Signal.handle(new sun.misc.Signal(name), sig -> {
                 Job running;
                 boolean first;

@@ -443,4 +443,18 @@ class ExecCommandTest {
         assertThat(leases(home())).isEmpty();
         assertThat(noFilesIn(home().resolve("leases"))).isTrue();
     }
+    @Test
+    void sigtermAndSighupStopTheJobTreeThenTheServers() throws Exception {
+        for (String signal : new String[] {"TERM", "HUP"}) {
+            BackgroundTether tether = exec("--command", healthServer(), "--port", "auto", "--", "sh", "-c", "sleep 600 & sleep 601");
+            Lease jobLease = awaitJob(tether, 2);
+            Lease server = serverLease();
+            Process kill = new ProcessBuilder("/bin/kill", "-" + signal, String.valueOf(tether.process.pid())).inheritIO().start();
+            assertThat(kill.waitFor(10, TimeUnit.SECONDS)).isTrue();
+            assertThat(tether.awaitExit(UP)).as("stderr:\n%s", tether.err()).isEqualTo(signal.equals("TERM") ? 143 : 129);
+            assertThat(tether.err()).contains("SIG" + signal + " received");
+            assertJobGone(jobLease);
+            assertServerGone(home(), server);
+        }
+    }
 }
