@@ -147,6 +147,25 @@ class ExecCommandTest {
         TetherCli.Result missing = TetherCli.run(home(), "exec", "--model", "tiny", "--", "no-such-job-xyz");
         assertThat(missing.exitCode()).isEqualTo(ExitCode.USAGE);
         assertThat(missing.errLines()).hasSize(1).first().asString().contains("no-such-job-xyz");
+        TetherCli.Result replicas = TetherCli.run(home(), "exec", "--model", "tiny", "--replicas", "2", "--", "true");
+        assertThat(replicas.exitCode()).isEqualTo(ExitCode.USAGE);
+        assertThat(replicas.errLines()).hasSize(1).first().asString().contains("issue 11");
+        TetherCli.Result twice = TetherCli.run(home(), "exec", "--model", "tiny", "--model", "tiny", "--", "true");
+        assertThat(twice.exitCode()).isEqualTo(ExitCode.USAGE);
+        assertThat(twice.errLines()).hasSize(1).first().asString().contains("twice");
+        assertThat(leases(home())).isEmpty();
+    }
+
+    @Test
+    void aForeignPortIsExit4WithATetherLineAndTheJobNeverRuns() throws Exception {
+        Path marker = dir.resolve("ran");
+        try (java.net.ServerSocket foreign = new java.net.ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+            TetherCli.Result r = TetherCli.run(home(), "exec", "--command", healthServer(), "--port",
+                    String.valueOf(foreign.getLocalPort()), "--", "touch", marker.toString());
+            assertThat(r.exitCode()).as(r.err()).isEqualTo(ExitCode.PORT_HELD);
+            assertThat(r.errLines()).last().asString().startsWith("tether: ");
+        }
+        assertThat(marker).doesNotExist();
         assertThat(leases(home())).isEmpty();
     }
 
