@@ -44,7 +44,11 @@ import picocli.CommandLine.Parameters;
                         + "TETHER_URL, TETHER_PORT, TETHER_MODEL (and TETHER_URL_<MODEL> per model); "
                         + "{url} {port} {model} in its arguments are replaced.",
                 "tether exits with the job's exit code; when the job never ran, with its own (2 usage, 3 server failed, "
-                        + "4 port held) after a `tether:` line on stderr."})
+                        + "4 port held) after a `tether:` line on stderr."},
+        footer = {"", "--model may be given several times: one server per model, on ports P, P+1, ... (or auto each), "
+                + "each exported as TETHER_URL_<NAME> (NAME = the model upper-cased, other characters than A-Z 0-9 as _).",
+                "Ctrl-C: the job gets SIGINT first and --job-grace to end; then its tree is stopped, then the servers; exit 130.",
+                "Example: tether exec --model M --profile vllm --port 8000 -- python -m tasks.shortform.precise_wikiqa --do_inference ..."})
 final class ExecCommand implements Callable<Integer> {
 
     @Mixin
