@@ -76,6 +76,10 @@ public final class JobShim {
         // Signals first: a Ctrl-C forwarded while the job starts must not kill this JVM.
         installSignalHandlers();
         Subreaper.become();
+        if (lease.owner() == null || !lease.owner().isAlive()) {
+            leases.remove(leaseId);   // its tether died while this JVM started: the job must not start at all
+            return CANNOT_START;
+        }
         try {
             job = Spawner.spawn(new Spawner.Spec(lease.argv(), null, null, null, leaseId, false, Spawner.Output.INHERIT));
         } catch (SpawnException e) {

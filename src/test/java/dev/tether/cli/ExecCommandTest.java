@@ -476,4 +476,24 @@ class ExecCommandTest {
             assertServerGone(home(), server);
         }
     }
+    @Test
+    void aJobShimWhoseTetherDiedBeforeItStartedNeverStartsTheJob() throws Exception {
+        // A tether that is gone: its identity read while it lived.
+        Process gone = new ProcessBuilder("cat").start();
+        dev.tether.proc.ProcessIdentity owner = dev.tether.proc.ProcessIdentity.of((int) gone.pid()).orElseThrow();
+        gone.getOutputStream().close();
+        assertThat(gone.waitFor(10, TimeUnit.SECONDS)).isTrue();
+        Path marker = dir.resolve("ran");
+        dev.tether.server.LeaseStore store = new dev.tether.server.LeaseStore(new dev.tether.server.TetherHome(home()).ensure());
+        store.write(new Lease("jtest1", null, Job.KIND, List.of("touch", marker.toString()), null, 0, null, null, 0, owner, null,
+                java.util.Set.of(), null, java.time.Instant.now(), 1000, Lease.State.STARTING));
+        String java = ProcessHandle.current().info().command().orElse("java");
+        Process shim = new ProcessBuilder(java, "-cp", System.getProperty("tether.test.classpath"),
+                dev.tether.server.JobShim.class.getName(), home().toString(), "jtest1")
+                .redirectErrorStream(true).redirectOutput(dir.resolve("shim.out").toFile()).start();
+        assertThat(shim.waitFor(60, TimeUnit.SECONDS)).isTrue();
+        assertThat(shim.exitValue()).as(Files.readString(dir.resolve("shim.out"))).isEqualTo(127);
+        assertThat(marker).doesNotExist();
+        assertThat(leases(home())).isEmpty();
+    }
 }
