@@ -14,7 +14,7 @@ import picocli.CommandLine.Option;
                 "Runs batch LLM jobs against model servers that it starts, watches and stops itself.",
                 "A server's whole process tree goes when the run ends; nothing tether did not start is touched."},
         subcommands = {RunCommand.class, ServeCommand.class, PsCommand.class, StopCommand.class, LogsCommand.class, PortCommand.class,
-                ReapCommand.class, CommandLine.HelpCommand.class},
+                ReapCommand.class, ExecCommand.class, CommandLine.HelpCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {
                 "0:done",
@@ -53,6 +53,8 @@ public final class TetherCommand implements Runnable {
         CommandLine cli = new CommandLine(new TetherCommand());
         cli.setExecutionExceptionHandler(TetherCommand::onFailure);
         cli.setParameterExceptionHandler(TetherCommand::onBadUsage);
+        // exec: the job's words start at the first positional (or after --); --model may repeat (one server each).
+        cli.getSubcommands().get("exec").setStopAtPositional(true).setOverwrittenOptionsAllowed(true);
         return cli;
     }
 

@@ -47,7 +47,9 @@ public final class Spawner {
         /** stdout and stderr merged into one pipe to the parent (a server under its shim). */
         PIPE_BOTH,
         /** stdout to a pipe (a protocol channel), stderr appended to the log file (the shim itself). */
-        PIPE_STDOUT
+        PIPE_STDOUT,
+        /** stdin, stdout and stderr are the parent's (a job under {@code tether exec}: the terminal's); no log file. */
+        INHERIT
     }
 
     private Spawner() {}
@@ -72,7 +74,7 @@ public final class Spawner {
             builder.directory(spec.workDir().toFile());
         }
         try {
-            Path parent = spec.logFile().toAbsolutePath().getParent();
+            Path parent = spec.logFile() == null ? null : spec.logFile().toAbsolutePath().getParent();
             if (parent != null) {
                 Files.createDirectories(parent);
             }
@@ -86,8 +88,10 @@ public final class Spawner {
             }
             case PIPE_BOTH -> builder.redirectErrorStream(true);
             case PIPE_STDOUT -> builder.redirectError(ProcessBuilder.Redirect.appendTo(spec.logFile().toFile()));
+            case INHERIT -> builder.redirectOutput(ProcessBuilder.Redirect.INHERIT).redirectError(ProcessBuilder.Redirect.INHERIT);
         }
         builder.redirectInput(spec.pipeStdin() ? ProcessBuilder.Redirect.PIPE
+                : spec.output() == Output.INHERIT ? ProcessBuilder.Redirect.INHERIT
                 : ProcessBuilder.Redirect.from(new File("/dev/null")));
         Process process;
         try {

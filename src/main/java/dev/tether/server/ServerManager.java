@@ -498,7 +498,7 @@ public final class ServerManager implements AutoCloseable {
         String shimClass = Shim.class.getName();
         for (int pid : ProcFs.pids()) {
             String command = ProcFs.commandLine(pid);
-            if (command.contains(shimClass) && command.endsWith(" " + id)) {
+            if ((command.contains(shimClass) || command.contains(JobShim.class.getName())) && command.endsWith(" " + id)) {
                 return true;
             }
         }
