@@ -14,6 +14,7 @@ import java.time.Duration;
  * reading the status line only (see {@link Readiness#http}).
  */
 final class HealthProbe implements Readiness {
+    private static final int DRAIN_MILLIS = 50;
     private final URI url;
     private final String host;
     private final int port;
@@ -50,9 +51,33 @@ final class HealthProbe implements Readiness {
             OutputStream out = socket.getOutputStream();
             out.write(request);
             out.flush();
-            return parseStatus(socket.getInputStream());
+            InputStream in = socket.getInputStream();
+            int status = parseStatus(in);
+            socket.setSoTimeout(DRAIN_MILLIS);
+            drain(in);
+            return status;
         } catch (IOException | IllegalArgumentException e) {
             return -1;
+        }
+    }
+
+    /**
+     * Reads the rest of the answer (Connection: close, so up to the server's close; at most 64 KiB and
+     * {@value #DRAIN_MILLIS} ms per read, for a server that keeps the connection open anyway): closing with
+     * unread data would reset the connection, and some servers log each reset as an error.
+     */
+    private static void drain(InputStream in) {
+        byte[] sink = new byte[4096];
+        try {
+            for (int total = 0; total < 65536; ) {
+                int n = in.read(sink);
+                if (n < 0) {
+                    return;
+                }
+                total += n;
+            }
+        } catch (IOException e) {
+            // the status is what counts
         }
     }
 

@@ -6,6 +6,9 @@ import dev.tether.proc.PortListeners;
 import dev.tether.proc.ProcFs;
 import dev.tether.proc.ProcessIdentity;
 import dev.tether.proc.ProcessTree;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.time.Duration;
 import java.util.HashSet;
 import java.util.Optional;
@@ -19,10 +22,12 @@ import java.util.concurrent.locks.LockSupport;
  * port is never taken as ready: that listener is foreign, whoever it is (another user's program, another
  * {@code TETHER_HOME}'s server, a server whose lease file is damaged).
  *
- * <p>Latency (issue 10, item 13; BENCHMARKS.md): the listening state is read from {@code /proc/net/tcp*}
- * every {@value #LISTEN_POLL_MILLIS} ms, which the server never sees; only once it listens is its health
- * URL asked, every {@value #HEALTH_POLL_MILLIS} ms, over a bare socket ({@link HealthProbe}). Who holds
- * the socket is looked up once per new listening socket, not on every poll.
+ * <p>Latency (issue 10, item 13; BENCHMARKS.md): until the port accepts a connection, a connect is tried
+ * every {@value #LISTEN_POLL_MILLIS} ms (refused by the kernel while nothing listens: no server sees it);
+ * once it accepts, who holds the listening sockets is looked up once, and only then is the health URL
+ * asked, every {@value #HEALTH_POLL_MILLIS} ms, over a bare socket ({@link HealthProbe}). On the first
+ * healthy answer, the few reads that find the sockets still held by the shim's descendants are all that
+ * stands between it and {@code Ready:}.
  */
 final class ReadyWait {
     static final long LISTEN_POLL_MILLIS = 2;
@@ -32,8 +37,11 @@ final class ReadyWait {
     private final Lease lease;
     private final ShimConnection connection;
     private final Readiness health;   // null: listening is ready
+    private final String connectHost;
 
     ReadyWait(LeaseStore store, Lease lease, ShimConnection connection) {
+        String host = ServerSpec.connectableHost(lease.host() == null ? "" : lease.host());
+        this.connectHost = host.startsWith("[") ? host.substring(1, host.length() - 1) : host;
         this.store = store;
         this.lease = lease;
         this.connection = connection;
@@ -64,7 +72,7 @@ final class ReadyWait {
     /** "" when ready, null on time out, else why it can never be. */
     private String failure(Duration timeout) throws ForeignPortException {
         long deadline = System.nanoTime() + Math.max(0, timeout.toNanos());
-        Set<Long> verified = Set.of();
+        Set<Long> verified = null;   // the listening sockets found to be this server's
         while (true) {
             if (connection.exitCode() != null) {
                 return "the server exited with code " + connection.exitCode() + " before it was ready";
@@ -72,23 +80,28 @@ final class ReadyWait {
             if (!connection.shimAlive()) {
                 return "the server's shim exited unexpectedly";
             }
-            Set<Long> sockets = PortListeners.listeningSockets(lease.port());
             long interval = LISTEN_POLL_MILLIS;
-            if (sockets.isEmpty() && !warm) {
-                warmUp();
-            }
-            if (!sockets.isEmpty()) {
-                if (!sockets.equals(verified)) {
-                    if (!ours(sockets)) {
-                        continue;   // a holder went away while we looked: look again
-                    }
+            if (verified == null && accepts()) {
+                Set<Long> sockets = PortListeners.listeningSockets(lease.port());
+                if (!sockets.isEmpty() && ours(sockets)) {
                     verified = sockets;
                 }
+            }
+            if (verified != null) {
                 if (health == null) {
                     return READY;
                 }
-                if (health.isReady() && PortListeners.listeningSockets(lease.port()).equals(verified)) {
-                    return READY;
+                if (health.isReady()) {
+                    // Still ours? The quick look first; the table and full scan only if it cannot tell.
+                    if (heldByShimDescendants(verified)) {
+                        return READY;
+                    }
+                    Set<Long> now = PortListeners.listeningSockets(lease.port());
+                    if (!now.isEmpty() && ours(now)) {
+                        return READY;
+                    }
+                    verified = null;   // its sockets changed meanwhile: look at who listens again
+                    continue;
                 }
                 interval = HEALTH_POLL_MILLIS;
             }
@@ -103,23 +116,18 @@ final class ReadyWait {
         }
     }
 
-    private boolean warm;
-
     /**
-     * While nothing listens yet, runs once what the first checks after it listens will run (the shim's
-     * children, their sockets, a connection attempt the kernel refuses), so those checks do not pay this
-     * fresh JVM's class loading between the server's first healthy answer and {@code Ready:} (about half
-     * of that time in a measured run; BENCHMARKS.md).
+     * Whether something accepts connections on the port: a connect that the kernel refuses at once while
+     * nothing listens (tens of microseconds, and no server sees it). Reading {@code /proc/net/tcp} instead
+     * walks the kernel's whole connection hash table, about 7 ms of CPU per read on this machine, which is
+     * why the table is read only once something accepts (to see who holds the socket).
      */
-    private void warmUp() {
-        warm = true;
-        if (lease.shim() != null) {
-            for (int child : ProcFs.children(lease.shim().pid())) {
-                ProcFs.socketInodes(child);
-            }
-        }
-        if (health != null) {
-            health.isReady();   // refused: nothing listens (and if it just began to, one early health request)
+    private boolean accepts() {
+        try (Socket socket = new Socket()) {
+            socket.connect(new InetSocketAddress(connectHost, lease.port()), 1000);
+            return true;
+        } catch (IOException e) {
+            return false;
         }
     }
 

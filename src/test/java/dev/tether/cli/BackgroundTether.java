@@ -94,8 +94,15 @@ public final class BackgroundTether implements AutoCloseable {
     /** Waits for "Ready:" and returns the lease of the server it started (the one lease it owns). */
     public Lease awaitReady() {
         awaitLine("Ready: ", UP);
-        List<Lease> leases = leases(home).stream().filter(l -> l.owner() != null && l.owner().pid() == process.pid()).toList();
+        // `Ready:` is said first, then recorded in the lease (a few ms later): wait for the record too.
+        List<List<Lease>> found = new java.util.ArrayList<>(List.of(List.of()));
+        Poll.until(() -> {
+            found.set(0, leases(home).stream().filter(l -> l.owner() != null && l.owner().pid() == process.pid()).toList());
+            return found.get(0).size() == 1 && found.get(0).getFirst().state() == Lease.State.READY;
+        }, UP, Duration.ofMillis(5));
+        List<Lease> leases = found.get(0);
         assertThat(leases).as("leases of tether pid %d once ready", process.pid()).hasSize(1);
+        assertThat(leases.getFirst().state()).as("its lease records READY").isEqualTo(Lease.State.READY);
         return leases.getFirst();
     }
 
