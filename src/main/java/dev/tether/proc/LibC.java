@@ -59,6 +59,14 @@ public final class LibC {
     private static final MethodHandle WAITPID = function("waitpid",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
     private static final MethodHandle GETUID = function("getuid", FunctionDescriptor.of(ValueLayout.JAVA_INT));
+    private static final MethodHandle SOCKET = function("socket",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle SEND = function("send",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
+                    ValueLayout.JAVA_INT));
+    private static final MethodHandle RECV = function("recv",
+            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
+                    ValueLayout.JAVA_INT));
 
     private static final ThreadLocal<Integer> LAST_ERRNO = ThreadLocal.withInitial(() -> 0);
 
@@ -173,6 +181,36 @@ public final class LibC {
             return (int) GETUID.invokeExact(state);
         } catch (Throwable t) {
             throw new IllegalStateException("getuid failed to link", t);
+        }
+    }
+
+    /** socket(2). */
+    public static int socket(int domain, int type, int protocol) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            return record(state, (int) SOCKET.invokeExact(state, domain, type, protocol));
+        } catch (Throwable t) {
+            throw new IllegalStateException("socket failed to link", t);
+        }
+    }
+
+    /** send(2) of the whole segment; the bytes sent, or -1. */
+    public static int send(int fd, MemorySegment data) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            return record(state, (long) SEND.invokeExact(state, fd, data, data.byteSize(), 0));
+        } catch (Throwable t) {
+            throw new IllegalStateException("send failed to link", t);
+        }
+    }
+
+    /** recv(2) into the segment; the bytes received, or -1. */
+    public static int recv(int fd, MemorySegment buffer) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            return record(state, (long) RECV.invokeExact(state, fd, buffer, buffer.byteSize(), 0));
+        } catch (Throwable t) {
+            throw new IllegalStateException("recv failed to link", t);
         }
     }
 }

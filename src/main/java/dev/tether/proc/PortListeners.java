@@ -69,6 +69,12 @@ public final class PortListeners {
     }
 
     private static Map<Long, Listener> listeningInodes(int port) {
+        Map<Long, Listener> viaNetlink = SockDiag.listening(port);
+        return viaNetlink != null ? viaNetlink : fromProcTables(port);
+    }
+
+    /** The same from {@code /proc/net/tcp{,6}} (slow: see {@link SockDiag}); where netlink is not available. */
+    static Map<Long, Listener> fromProcTables(int port) {
         Map<Long, Listener> found = new LinkedHashMap<>();
         for (Path table : TABLES) {
             List<String> lines;
@@ -110,6 +116,21 @@ public final class PortListeners {
             }
         }
         if (isIpv4Mapped(bytes)) {   // a dual-stack socket bound to an IPv4 address (Java does this)
+            return (bytes[12] & 0xff) + "." + (bytes[13] & 0xff) + "." + (bytes[14] & 0xff) + "." + (bytes[15] & 0xff);
+        }
+        int[] groups = new int[8];
+        for (int g = 0; g < 8; g++) {
+            groups[g] = ((bytes[2 * g] & 0xff) << 8) | (bytes[2 * g + 1] & 0xff);
+        }
+        return "[" + compressIpv6(groups) + "]";
+    }
+
+    /** An address as the kernel gives it (4 or 16 bytes, network order) to text, as {@link #decodeAddress} does. */
+    static String formatAddress(byte[] bytes) {
+        if (bytes.length == 4) {
+            return (bytes[0] & 0xff) + "." + (bytes[1] & 0xff) + "." + (bytes[2] & 0xff) + "." + (bytes[3] & 0xff);
+        }
+        if (isIpv4Mapped(bytes)) {
             return (bytes[12] & 0xff) + "." + (bytes[13] & 0xff) + "." + (bytes[14] & 0xff) + "." + (bytes[15] & 0xff);
         }
         int[] groups = new int[8];

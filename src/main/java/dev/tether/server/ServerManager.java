@@ -264,6 +264,10 @@ public final class ServerManager implements AutoCloseable {
         LogPruner.prune(home.logs(), store.list().stream().map(Lease::id).collect(java.util.stream.Collectors.toSet()), Instant.now());
         events.starting(lease);
         long t0 = System.nanoTime();
+        // The first port check links its native calls (~100 ms in a fresh JVM): done now, on the other core,
+        // while the shim's JVM boots, instead of between the server's first answer and `Ready:`.
+        Thread.ofPlatform().daemon().name("tether-warm-port-check")
+                .start(() -> dev.tether.proc.PortListeners.listeningSockets(lease.port()));
         Map<String, String> env = new HashMap<>(spec.profile().env());
         env.put(TetherHome.ENV, home.root().toString());
         Spawned shim;

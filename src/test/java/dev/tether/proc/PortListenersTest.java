@@ -57,6 +57,24 @@ class PortListenersTest {
     }
 
     @Test
+    void netlinkAndTheProcTablesAgree() throws Exception {
+        try (ServerSocket v4 = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+             ServerSocket any = new ServerSocket()) {
+            any.bind(new InetSocketAddress(InetAddress.getByName("::"), 0));
+            for (int port : new int[] {v4.getLocalPort(), any.getLocalPort()}) {
+                var viaNetlink = SockDiag.listening(port);
+                assertThat(viaNetlink).as("sock_diag answers on this machine").isNotNull().hasSize(1);
+                assertThat(viaNetlink).isEqualTo(PortListeners.fromProcTables(port));
+            }
+            int closed;
+            try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+                closed = s.getLocalPort();
+            }
+            assertThat(SockDiag.listening(closed)).isEmpty();
+        }
+    }
+
+    @Test
     void decodesKernelHexAddresses() {
         assertThat(PortListeners.decodeAddress("0100007F", false)).isEqualTo("127.0.0.1");
         assertThat(PortListeners.decodeAddress("00000000", false)).isEqualTo("0.0.0.0");
