@@ -77,6 +77,36 @@ record Endpoint(String base, int port) {
     }
 
     /**
+     * When failure records in these outputs got 401 or 403 from the endpoint: what to do about the key, for the
+     * exit line; null otherwise. Reads only on failure, line by line.
+     */
+    static String keyHint(List<String> outputs, boolean keyGiven) {
+        for (String output : outputs) {
+            java.nio.file.Path file = output == null ? null : java.nio.file.Path.of(output);
+            if (file == null || !java.nio.file.Files.isRegularFile(file)) {
+                continue;
+            }
+            try (var lines = java.nio.file.Files.lines(file)) {
+                var status = lines.map(line -> {
+                    try {
+                        return dev.tether.pipeline.Jsonl.JSON.readTree(line).path("error").path("status").asInt(0);
+                    } catch (java.io.IOException | RuntimeException e) {
+                        return 0;
+                    }
+                }).filter(s -> s == 401 || s == 403).findFirst();
+                if (status.isPresent()) {
+                    return "the endpoint answered HTTP " + status.get() + (keyGiven
+                            ? ": it refuses the API key given (check --api-key or OPENAI_API_KEY)"
+                            : ": it needs an API key; give it with --api-key KEY or OPENAI_API_KEY");
+                }
+            } catch (java.io.IOException | java.io.UncheckedIOException e) {
+                // no hint
+            }
+        }
+        return null;
+    }
+
+    /**
      * The client's recovery for an endpoint tether does not manage: nothing to restart, so a request that got no
      * answer is simply retried with back-off (within --retries) and then becomes a failure record.
      */

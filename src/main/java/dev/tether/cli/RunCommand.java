@@ -281,6 +281,12 @@ final class RunCommand implements Callable<Integer> {
             String where = results.stream().filter(r -> r.failures() > 0)
                     .map(r -> r.step() + ": " + r.failures() + " of " + r.records() + " in " + r.output())
                     .collect(java.util.stream.Collectors.joining("; "));
+            String keyHint = endpoint == null ? null : Endpoint.keyHint(results.stream().filter(r -> r.failures() > 0)
+                    .map(StepResult::output).toList(), Endpoint.apiKey(apiKey) != null);
+            if (keyHint != null) {
+                problems = new ArrayList<>(problems);
+                problems.addFirst(keyHint);
+            }
             PrintWriter errLine = spec.commandLine().getErr();
             errLine.println("tether: " + failures + (failures == 1 ? " record" : " records") + " failed (" + where
                     + "; each failure record's \"error\" says why); re-run the same command to retry them"

@@ -85,7 +85,8 @@ class UrlEndpointTest {
             TetherCli.Result missing = run(NO_KEY, "run", "--task", "prompts", "--model", "m", "--url", server.baseUrl(),
                     "--input", prompts().toString(), "--output", output.toString(), "--retries", "1");
             assertThat(missing.exitCode()).as("stdout:\n%s\nstderr:\n%s", missing.out(), missing.err()).isEqualTo(1);
-            assertThat(missing.err()).contains("3 records failed");
+            assertThat(missing.err()).contains("3 records failed").contains("the endpoint answered HTTP 401: it needs an API key");
+            assertThat(missing.err().strip().lines()).hasSize(1);
             assertThat(TetherHomes.jsonLines(output)).hasSize(3).allSatisfy(rec ->
                     assertThat(rec.get("error").toString()).contains("401"));
 
@@ -102,6 +103,24 @@ class UrlEndpointTest {
             assertThat(fromEnv.out() + fromEnv.err()).doesNotContain(key);
             assertNothingManaged();
         }
+    }
+
+    @Test
+    void aDeadEndpointGivesFailureRecordsAndNothingIsRestarted() throws Exception {
+        String url;
+        try (FlakyOpenAiServer gone = FlakyOpenAiServer.start("--port", "0")) {
+            url = gone.baseUrl();
+        }
+        Path output = dir.resolve("gens.jsonl");
+        TetherCli.Result r = run(NO_KEY, "run", "--task", "prompts", "--model", "m", "--url", url,
+                "--input", prompts().toString(), "--output", output.toString(), "--retries", "1");
+        assertThat(r.exitCode()).as("stdout:\n%s\nstderr:\n%s", r.out(), r.err()).isEqualTo(1);
+        assertThat(r.err()).doesNotContain("restart");
+        assertThat(TetherHomes.jsonLines(output)).hasSize(3).allSatisfy(rec -> {
+            assertThat(rec.get("error").get("kind").asText()).isEqualTo("connection");
+            assertThat(rec.get("error").get("attempts").asInt()).isEqualTo(2);
+        });
+        assertNothingManaged();
     }
 
     @Test
