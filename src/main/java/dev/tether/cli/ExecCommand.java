@@ -63,8 +63,15 @@ final class ExecCommand implements Callable<Integer> {
             description = "How often a server that dies while the job runs is restarted on its port (default: ${DEFAULT-VALUE}).")
     int restarts;
 
-    @Option(names = "--url", paramLabel = "URL", description = "An existing endpoint (not yet: issue 11).")
+    @Option(names = "--url", paramLabel = "URL",
+            description = "Run the job against an existing OpenAI-compatible server at URL (its base, http://host:8000 or "
+                    + "http://host:8000/v1: both mean the same) instead of starting one: no server is started or stopped, "
+                    + "the job is still tethered. Server options (--profile, --command, --port, ...) are refused with it.")
     String url;
+
+    @Option(names = "--api-key", paramLabel = "KEY",
+            description = "The job's OPENAI_API_KEY (default: OPENAI_API_KEY when set, else 'tether'; never printed).")
+    String apiKey;
 
     @Option(names = "--replicas", paramLabel = "N", description = "Server replicas (not yet: issue 11).")
     Integer replicas;
@@ -86,9 +93,14 @@ final class ExecCommand implements Callable<Integer> {
     public Integer call() throws InterruptedException {
         TetherCommand.requireLinux();
         err = spec.commandLine().getErr();
+        Endpoint endpoint = null;
         if (url != null) {
-            throw CliError.usage("--url (run a job against an existing endpoint) comes with issue 11 and is not supported "
-                    + "by exec yet; drop --url and let exec start the server (--model/--profile/--command)");
+            Endpoint.refuse(spec, "--profile", "--command", "--port", "--host", "--health", "--startup-timeout", "--grace",
+                    "--restarts", "--replicas");
+            endpoint = Endpoint.parse(url);
+            if (models().size() > 1) {
+                throw CliError.usage("--url is one endpoint: give at most one --model with it (it becomes TETHER_MODEL)");
+            }
         }
         if (replicas != null) {
             throw CliError.usage("--replicas comes with issue 11 and is not supported by exec yet; exec runs one server per --model");
@@ -105,6 +117,14 @@ final class ExecCommand implements Callable<Integer> {
             throw CliError.usage(e.getMessage() + " — the job's command (after --)");
         }
         TetherHome home = TetherHome.fromEnvironment();
+        if (endpoint != null) {
+            // Nothing to start, watch or stop: the job runs against the endpoint, tethered as always.
+            installSignals();
+            say(endpoint.usingLine());
+            String model = server.model;
+            return runJob(home, substitute(command, endpoint.base(), endpoint.port(), model),
+                    environment(endpoint, model), model, null, () -> {});
+        }
         List<ServerSpec> specs = specs(home);
         installSignals();
         ExecEvents events = new ExecEvents(new ConsoleEvents(err));
@@ -115,40 +135,50 @@ final class ExecCommand implements Callable<Integer> {
             }
             Map<String, String> env = environment(servers);
             List<String> argv = substitute(command, servers.getFirst());
-            Job started;
-            synchronized (lock) {
-                if (signalled != 0) {
-                    return signalled;   // the exit under way stops the servers
-                }
-                try {
-                    started = Job.start(home, argv, env, servers.getFirst().model(), jobGrace);
-                } catch (SpawnException e) {
-                    throw CliError.usage("cannot start the job: " + e.getMessage());
-                }
-                job = started;
-            }
-            events.quiet = true;   // while the job owns the terminal, a restart is one line, not four
-            Thread hook = new Thread(() -> stopJob(started), "tether-stop-job");
-            Runtime.getRuntime().addShutdownHook(hook);
-            servers.forEach(this::watch);
-            Job.Outcome outcome = started.await();
-            synchronized (lock) {
-                jobEnded = true;
-            }
-            events.quiet = false;
-            try {
-                Runtime.getRuntime().removeShutdownHook(hook);
-            } catch (IllegalStateException e) {
-                // already shutting down
-            }
-            outcome.problem().ifPresent(p -> say("tether: " + p));
-            synchronized (lock) {
-                if (signalled != 0) {
-                    return signalled;
-                }
-            }
-            return outcome.exitCode();
+            return runJob(home, argv, env, servers.getFirst().model(), events, () -> servers.forEach(this::watch));
         }
+    }
+
+    /** Starts the job (tethered by its shim), waits for it, and returns its exit code (or the signal's). */
+    private int runJob(TetherHome home, List<String> argv, Map<String, String> env, String model, ExecEvents events,
+                       Runnable watchServers) throws InterruptedException {
+        Job started;
+        synchronized (lock) {
+            if (signalled != 0) {
+                return signalled;   // the exit under way stops the servers
+            }
+            try {
+                started = Job.start(home, argv, env, model, jobGrace);
+            } catch (SpawnException e) {
+                throw CliError.usage("cannot start the job: " + e.getMessage());
+            }
+            job = started;
+        }
+        if (events != null) {
+            events.quiet = true;   // while the job owns the terminal, a restart is one line, not four
+        }
+        Thread hook = new Thread(() -> stopJob(started), "tether-stop-job");
+        Runtime.getRuntime().addShutdownHook(hook);
+        watchServers.run();
+        Job.Outcome outcome = started.await();
+        synchronized (lock) {
+            jobEnded = true;
+        }
+        if (events != null) {
+            events.quiet = false;
+        }
+        try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException e) {
+            // already shutting down
+        }
+        outcome.problem().ifPresent(p -> say("tether: " + p));
+        synchronized (lock) {
+            if (signalled != 0) {
+                return signalled;
+            }
+        }
+        return outcome.exitCode();
     }
 
     private static void stopJob(Job job) {
@@ -237,12 +267,33 @@ final class ExecCommand implements Callable<Integer> {
     }
 
     static List<String> substitute(List<String> argv, ServerHandle first) {
-        String model = first.model() == null ? "" : first.model();
+        return substitute(argv, first.baseUrl(), first.port(), first.model());
+    }
+
+    static List<String> substitute(List<String> argv, String baseUrl, int port, String model) {
+        String m = model == null ? "" : model;
         List<String> out = new ArrayList<>(argv.size());
         for (String a : argv) {
-            out.add(a.replace("{url}", first.baseUrl()).replace("{port}", String.valueOf(first.port())).replace("{model}", model));
+            out.add(a.replace("{url}", baseUrl).replace("{port}", String.valueOf(port)).replace("{model}", m));
         }
         return out;
+    }
+
+    /** The job's environment for --url: the same variables as for a started server, pointing at the endpoint. */
+    private Map<String, String> environment(Endpoint endpoint, String model) {
+        Map<String, String> env = new LinkedHashMap<>();
+        env.put("OPENAI_BASE_URL", endpoint.base() + "/v1");
+        env.put("OPENAI_API_BASE", endpoint.base() + "/v1");
+        String key = Endpoint.apiKey(apiKey);
+        env.put("OPENAI_API_KEY", key == null ? "tether" : key);
+        env.put("TETHER_URL", endpoint.base());
+        env.put("TETHER_PORT", String.valueOf(endpoint.port()));
+        if (model != null) {
+            env.put("TETHER_MODEL", model);
+            env.put("TETHER_URL_" + envName(model), endpoint.base());
+            env.put("TETHER_PORT_" + envName(model), String.valueOf(endpoint.port()));
+        }
+        return env;
     }
 
     /** While the job runs, a server that dies on its own is restarted on its port (within --restarts). */

@@ -116,6 +116,20 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--retries", paramLabel = "n", defaultValue = "5", description = "Retries per request for 429, 5xx, timeouts and connection errors (default: ${DEFAULT-VALUE}).")
     int retries;
 
+    @Option(names = "--url", paramLabel = "URL",
+            description = "Use an existing OpenAI-compatible server at URL (its base, http://host:8000 or http://host:8000/v1: "
+                    + "both mean the same) instead of starting one: tether starts, restarts and stops nothing. "
+                    + "Server options (--profile, --command, --port, --host, --health, --startup-timeout, --grace, --restarts, "
+                    + "--hang-timeout) are refused with it.")
+    String url;
+
+    @Option(names = "--api-key", paramLabel = "KEY",
+            description = "Sent as 'Authorization: Bearer KEY' with every request (default: OPENAI_API_KEY when set; never printed).")
+    String apiKey;
+
+    /** Resolved in checkOptions() from --url; null when tether starts the servers. */
+    Endpoint endpoint;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -133,7 +147,7 @@ final class RunCommand implements Callable<Integer> {
         List<String> steps = task.equals("prompts") ? List.of("prompts")
                 : step.equals("all") ? List.of("generate", "inference", "eval") : List.of(step);
         Duration profileHang = null;
-        for (String s : steps) {
+        for (String s : endpoint != null ? List.<String>of() : steps) {
             Duration h = server.toSpec(home, modelFor(s, model, qGen, judgeModel)).profile().hangTimeout();
             profileHang = profileHang != null ? profileHang : h;
         }
@@ -187,14 +201,19 @@ final class RunCommand implements Callable<Integer> {
         }
 
         Interrupts.install(spec.commandLine().getErr());
+        if (endpoint != null) {
+            out.println(endpoint.usingLine());
+        }
         List<StepResult> results = new ArrayList<>();
-        try (ServerManager manager = new ServerManager(home, new ConsoleEvents(out));
-             ServerSession session = new ServerSession(manager, m -> server.toSpec(home, m), restarts);
-             OpenAiClient client = new OpenAiClient(ClientConfig.of(session::baseUrl)
+        // With --url there is no manager and no session (null resources are skipped): nothing to start or stop.
+        try (ServerManager manager = endpoint != null ? null : new ServerManager(home, new ConsoleEvents(out));
+             ServerSession session = endpoint != null ? null : new ServerSession(manager, m -> server.toSpec(home, m), restarts);
+             OpenAiClient client = new OpenAiClient((endpoint != null ? ClientConfig.of(endpoint.base()) : ClientConfig.of(session::baseUrl))
                      .withMaxConcurrency(concurrency)
                      .withRequestTimeout(requestTimeout)
                      .withMaxRetries(retries)
-                     .withRecovery(session)
+                     .withRecovery(endpoint != null ? Endpoint.neverRestarts() : session)
+                     .withApiKey(Endpoint.apiKey(apiKey))
                      .withHangTimeout(hang))) {
             PreciseWikiQa.Context context = new PreciseWikiQa.Context(outputDir, client, concurrency, !noResume, seed,
                     maxTokens, err, layout);
@@ -213,7 +232,9 @@ final class RunCommand implements Callable<Integer> {
                 if (work.nothingLeft()) {
                     out.println(work.nothingToDo());
                 } else {
-                    serve(session, stepModel);
+                    if (session != null) {
+                        serve(session, stepModel);
+                    }
                     if (s.equals("generate") && wikiFile == null) {
                         WikiDocs.sample(outputDir.resolve("data"));   // the run's input, where a user can see it
                     }
@@ -260,6 +281,12 @@ final class RunCommand implements Callable<Integer> {
             String where = results.stream().filter(r -> r.failures() > 0)
                     .map(r -> r.step() + ": " + r.failures() + " of " + r.records() + " in " + r.output())
                     .collect(java.util.stream.Collectors.joining("; "));
+            String keyHint = endpoint == null ? null : Endpoint.keyHint(results.stream().filter(r -> r.failures() > 0)
+                    .map(StepResult::output).toList(), Endpoint.apiKey(apiKey) != null);
+            if (keyHint != null) {
+                problems = new ArrayList<>(problems);
+                problems.addFirst(keyHint);
+            }
             PrintWriter errLine = spec.commandLine().getErr();
             errLine.println("tether: " + failures + (failures == 1 ? " record" : " records") + " failed (" + where
                     + "; each failure record's \"error\" says why); re-run the same command to retry them"
@@ -316,12 +343,17 @@ final class RunCommand implements Callable<Integer> {
         if (server.model == null || server.model.isBlank()) {
             throw CliError.usage("--model is required (for example --model tiny, or a path to a .gguf file)");
         }
+        if (url != null) {
+            Endpoint.refuse(spec, "--profile", "--command", "--port", "--host", "--health", "--startup-timeout", "--grace",
+                    "--restarts", "--hang-timeout");
+            endpoint = Endpoint.parse(url);
+        }
         if (n <= 0) {
             throw CliError.usage("--N must be a positive number, not " + n);
         }
-        boolean embedded = "embedded".equals(server.profile)
+        boolean embedded = endpoint == null && ("embedded".equals(server.profile)
                 || (server.profile == null && server.command == null
-                    && ("tiny".equals(server.model) || server.model.endsWith(".gguf")));
+                    && ("tiny".equals(server.model) || server.model.endsWith(".gguf"))));
         // The embedded engine decodes 4 requests at once; more in flight only queue (and on 2 cores, slow it down).
         concurrency = concurrencyOption != null ? concurrencyOption : embedded ? 4 : 64;
         if (concurrency <= 0) {
