@@ -119,11 +119,17 @@ class TreeStopperTest {
         assertGone(tree, report, port);
         List<Integer> killed = report.eventsOf(StopReport.Action.KILL_SENT).stream().map(e -> e.process().pid()).toList();
         assertThat(killed).as("the root needed SIGKILL").contains(server.pid());
-        // A child forked on SIGTERM may itself die of a SIGTERM that lands before its JVM ignores it;
-        // either way every late child was found and signalled.
+        // A child forked on SIGTERM may die of a SIGTERM that lands before its JVM ignores it, or while it
+        // is still the JDK's jspawnhelper (then the root's start of it fails, as CI once saw): how many late
+        // children exist depends on timing. What does not: at least one was born during the stop, and every
+        // worker the root's log says it started was found and signalled.
         List<Integer> lateChildren = report.events().stream().map(e -> e.process().pid())
                 .filter(pid -> pid != server.pid()).distinct().toList();
-        assertThat(lateChildren).as("children forked during the stop").hasSizeGreaterThanOrEqualTo(2);
+        List<Integer> started = java.util.regex.Pattern.compile("SIGTERM: started worker pid=(\\d+)")
+                .matcher(java.nio.file.Files.readString(server.logFile())).results()
+                .map(m -> Integer.parseInt(m.group(1))).toList();
+        assertThat(lateChildren).as("children forked during the stop: " + report.events())
+                .isNotEmpty().containsAll(started);
     }
 
     @Test
