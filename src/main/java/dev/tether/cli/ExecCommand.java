@@ -73,8 +73,8 @@ final class ExecCommand implements Callable<Integer> {
             description = "The job's OPENAI_API_KEY (default: OPENAI_API_KEY when set, else 'tether'; never printed).")
     String apiKey;
 
-    @Option(names = "--replicas", paramLabel = "N", description = "Server replicas (not yet: issue 11).")
-    Integer replicas;
+    @Mixin
+    ReplicaOptions pool;
 
     @Parameters(paramLabel = "CMD", arity = "0..*", description = "The job and its arguments, after --.")
     List<String> command = new ArrayList<>();
@@ -82,6 +82,8 @@ final class ExecCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    /** The id the replicas of this job share in their leases (ps groups them). */
+    private final String group = ReplicaOptions.newGroup();
     private final Object lock = new Object();
     private Job job;
     private boolean jobEnded;
@@ -96,15 +98,13 @@ final class ExecCommand implements Callable<Integer> {
         Endpoint endpoint = null;
         if (url != null) {
             Endpoint.refuse(spec, "--profile", "--command", "--port", "--host", "--health", "--startup-timeout", "--grace",
-                    "--restarts", "--replicas");
+                    "--restarts", "--replicas", "--gpus-per-replica", "--gpus");
             endpoint = Endpoint.parse(url);
             if (models().size() > 1) {
                 throw CliError.usage("--url is one endpoint: give at most one --model with it (it becomes TETHER_MODEL)");
             }
         }
-        if (replicas != null) {
-            throw CliError.usage("--replicas comes with issue 11 and is not supported by exec yet; exec runs one server per --model");
-        }
+        pool.check(spec, spec.commandLine().getParseResult().hasMatchedOption("--port"), server.port);
         if (command.isEmpty()) {
             throw CliError.usage("say which job to run, after --: tether exec --model tiny -- CMD [ARGS...]");
         }
@@ -129,14 +129,37 @@ final class ExecCommand implements Callable<Integer> {
         installSignals();
         ExecEvents events = new ExecEvents(new ConsoleEvents(err));
         try (ServerManager manager = new ServerManager(home, events)) {
-            List<ServerHandle> servers = new ArrayList<>();
-            for (ServerSpec s : specs) {
-                servers.add(Servers.start(manager, s));
-            }
+            List<ServerHandle> servers = startAll(manager, specs);
             Map<String, String> env = environment(servers);
             List<String> argv = substitute(command, servers.getFirst());
             return runJob(home, argv, env, servers.getFirst().model(), events, () -> servers.forEach(this::watch));
         }
+    }
+
+    /**
+     * Starts the servers in parallel (replicas, and one server per model) and waits for all: the first failure, if
+     * any, is the exit (the manager's close stops the others).
+     */
+    private static List<ServerHandle> startAll(ServerManager manager, List<ServerSpec> specs) {
+        if (specs.size() == 1) {
+            return List.of(Servers.start(manager, specs.getFirst()));
+        }
+        List<java.util.concurrent.Future<ServerHandle>> pending = new ArrayList<>();
+        try (var starts = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+            for (ServerSpec s : specs) {
+                pending.add(starts.submit(() -> Servers.start(manager, s)));
+            }
+        }
+        List<ServerHandle> servers = new ArrayList<>();
+        for (var p : pending) {
+            try {
+                servers.add(p.resultNow());
+            } catch (IllegalStateException e) {
+                Throwable cause = p.exceptionNow();
+                throw cause instanceof RuntimeException r ? r : new IllegalStateException(cause);
+            }
+        }
+        return servers;
     }
 
     /** Starts the job (tethered by its shim), waits for it, and returns its exit code (or the signal's). */
@@ -214,7 +237,7 @@ final class ExecCommand implements Callable<Integer> {
                 }
                 s = s.withPort(s.port() + i);
             }
-            specs.add(s);
+            specs.addAll(pool.place(s, group));
         }
         Map<String, String> names = new LinkedHashMap<>();
         for (String m : models) {
@@ -257,10 +280,20 @@ final class ExecCommand implements Callable<Integer> {
         if (first.model() != null) {
             env.put("TETHER_MODEL", first.model());
         }
+        // Replicas: TETHER_URL (and OPENAI_BASE_URL) name the first one; TETHER_URLS names all of the first model's, and
+        // TETHER_URLS_NAME each model's, for a job that spreads its requests itself.
+        Map<String, List<String>> urlsByModel = new LinkedHashMap<>();
         for (ServerHandle s : servers) {
-            if (s.model() != null) {
+            urlsByModel.computeIfAbsent(s.model() == null ? "" : s.model(), m -> new ArrayList<>()).add(s.baseUrl());
+            if (s.model() != null && !env.containsKey("TETHER_URL_" + envName(s.model()))) {
                 env.put("TETHER_URL_" + envName(s.model()), s.baseUrl());
                 env.put("TETHER_PORT_" + envName(s.model()), String.valueOf(s.port()));
+            }
+        }
+        env.put("TETHER_URLS", String.join(",", urlsByModel.get(first.model() == null ? "" : first.model())));
+        for (var e : urlsByModel.entrySet()) {
+            if (!e.getKey().isEmpty()) {
+                env.put("TETHER_URLS_" + envName(e.getKey()), String.join(",", e.getValue()));
             }
         }
         return env;

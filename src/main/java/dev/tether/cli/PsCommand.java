@@ -40,7 +40,22 @@ final class PsCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         ServerManager manager = new ServerManager(TetherHome.fromEnvironment(), ServerEvents.NONE);
         List<Map<String, Object>> rows = new ArrayList<>();
-        for (Lease lease : manager.leases()) {
+        // The replicas of one pool stand together, in order; lone servers keep their place.
+        List<Lease> leases = new ArrayList<>(manager.leases());
+        List<Lease> ordered = new ArrayList<>();
+        for (Lease lease : leases) {
+            if (ordered.contains(lease)) {
+                continue;
+            }
+            if (lease.replicated()) {
+                leases.stream().filter(l -> l.replicated() && l.placement().group().equals(lease.placement().group()))
+                        .sorted(java.util.Comparator.comparingInt(l -> l.placement().index())).forEach(ordered::add);
+            } else {
+                ordered.add(lease);
+            }
+        }
+        boolean pools = ordered.stream().anyMatch(Lease::replicated);
+        for (Lease lease : ordered) {
             rows.add(row(lease));
         }
         List<LeaseStore.Damaged> damaged = manager.damagedLeases();
@@ -56,11 +71,13 @@ final class PsCommand implements Callable<Integer> {
             out.println("No managed servers.");
             return ExitCode.OK;
         }
-        String format = "%-16s %-24s %6s  %-8s %-22s %-12s %s%n";
-        out.printf(format, "ID", "MODEL", "PORT", "STATE", "OWNER", "UPTIME", "PIDS");
+        // A POOL column only when some server is a replica ("p1a2b3c 2/3"): the usual table stays as it was.
+        String format = "%-16s %-24s %6s  %-8s " + (pools ? "%-13s " : "%s") + "%-22s %-12s %s%n";
+        out.printf(format, "ID", "MODEL", "PORT", "STATE", pools ? "POOL" : "", "OWNER", "UPTIME", "PIDS");
         for (Map<String, Object> r : rows) {
+            String pool = r.get("pool") == null ? (pools ? "-" : "") : r.get("pool") + " " + r.get("replica") + "/" + r.get("replicas");
             out.printf(format, r.get("id"), abbreviate(String.valueOf(r.get("model")), 24), r.get("port") == null ? "?" : r.get("port"),
-                    r.get("state"), r.get("owner"), r.get("uptime"),
+                    r.get("state"), pool, r.get("owner"), r.get("uptime"),
                     ((List<?>) r.get("pids")).stream().map(String::valueOf).collect(Collectors.joining(",")));
         }
         for (LeaseStore.Damaged d : damaged) {
@@ -89,6 +106,11 @@ final class PsCommand implements Callable<Integer> {
         row.put("uptimeSeconds", lease.startedAt() == null ? null : Duration.between(lease.startedAt(), Instant.now()).toSeconds());
         row.put("uptime", lease.startedAt() == null ? "-" : human(Duration.between(lease.startedAt(), Instant.now())));
         row.put("log", lease.logPath());
+        var placement = lease.placement();
+        row.put("pool", placement == null ? null : placement.group());
+        row.put("replica", placement == null ? null : placement.index());
+        row.put("replicas", placement == null ? null : placement.count());
+        row.put("gpus", placement == null ? null : placement.env().get(dev.tether.server.GpuSlices.ENV));
         return row;
     }
 

@@ -14,6 +14,7 @@ import dev.tether.pipeline.precisewikiqa.WikiDocs;
 import dev.tether.server.ForeignPortException;
 import dev.tether.server.PortInUseException;
 import dev.tether.server.ServerManager;
+import dev.tether.server.ServerSpec;
 import dev.tether.server.ServerStartException;
 import dev.tether.server.TetherHome;
 import java.io.IOException;
@@ -43,6 +44,9 @@ final class RunCommand implements Callable<Integer> {
 
     @Mixin
     ServerOptions server;
+
+    @Mixin
+    ReplicaOptions pool;
 
     @Option(names = "--task", required = true, paramLabel = "TASK", description = "precisewikiqa or prompts.")
     String task;
@@ -74,11 +78,15 @@ final class RunCommand implements Callable<Integer> {
     PreciseWikiQa.Layout layout;
 
     @Option(names = "--concurrency", paramLabel = "C",
-            description = "Requests in flight at most (default: 64, which suits vLLM; 4 for the embedded engine, its slot count).")
+            description = "Requests in flight per server (so C x N with --replicas N) at most (default: 64, which suits vLLM; "
+                    + "4 for the embedded engine, its slot count).")
     Integer concurrencyOption;
 
-    /** Resolved in checkOptions(): the option, or the default for the server kind. */
+    /** Resolved in checkOptions(): the option (or the default for the server kind) times the replicas. */
     int concurrency;
+
+    /** The id the replicas of this run share in their leases (ps groups them). */
+    final String group = ReplicaOptions.newGroup();
 
     @Option(names = "--no-resume", description = "Start over instead of continuing an earlier run (old files are kept as .bak).")
     boolean noResume;
@@ -148,7 +156,9 @@ final class RunCommand implements Callable<Integer> {
                 : step.equals("all") ? List.of("generate", "inference", "eval") : List.of(step);
         Duration profileHang = null;
         for (String s : endpoint != null ? List.<String>of() : steps) {
-            Duration h = server.toSpec(home, modelFor(s, model, qGen, judgeModel)).profile().hangTimeout();
+            ServerSpec stepSpec = server.toSpec(home, modelFor(s, model, qGen, judgeModel));
+            pool.place(stepSpec, group);   // too few GPUs for the replicas: exit 2 now
+            Duration h = stepSpec.profile().hangTimeout();
             profileHang = profileHang != null ? profileHang : h;
         }
         Duration hang = hangTimeout != null ? hangTimeout : profileHang != null ? profileHang : ClientConfig.DEFAULT_HANG_TIMEOUT;
@@ -207,12 +217,13 @@ final class RunCommand implements Callable<Integer> {
         List<StepResult> results = new ArrayList<>();
         // With --url there is no manager and no session (null resources are skipped): nothing to start or stop.
         try (ServerManager manager = endpoint != null ? null : new ServerManager(home, new ConsoleEvents(out));
-             ServerSession session = endpoint != null ? null : new ServerSession(manager, m -> server.toSpec(home, m), restarts);
-             OpenAiClient client = new OpenAiClient((endpoint != null ? ClientConfig.of(endpoint.base()) : ClientConfig.of(session::baseUrl))
+             ServerSession session = endpoint != null ? null
+                     : new ServerSession(manager, pool.replicas, m -> pool.place(server.toSpec(home, m), group), restarts);
+             OpenAiClient client = new OpenAiClient((endpoint != null
+                     ? ClientConfig.of(endpoint.base()).withRecovery(Endpoint.neverRestarts()) : ClientConfig.of(session))
                      .withMaxConcurrency(concurrency)
                      .withRequestTimeout(requestTimeout)
                      .withMaxRetries(retries)
-                     .withRecovery(endpoint != null ? Endpoint.neverRestarts() : session)
                      .withApiKey(Endpoint.apiKey(apiKey))
                      .withHangTimeout(hang))) {
             PreciseWikiQa.Context context = new PreciseWikiQa.Context(outputDir, client, concurrency, !noResume, seed,
@@ -311,7 +322,9 @@ final class RunCommand implements Callable<Integer> {
             session.serve(model);
         } catch (ServerStartException e) {
             String tail = e.logTail().isBlank() ? "" : "\n--- last lines of the server log ---\n" + e.logTail() + "\n---";
-            throw new CliError(ExitCode.SERVER_FAILED, "the server for " + model + " failed to start: " + e.getMessage() + tail);
+            String which = pool.replicas == 1 ? "the server for " + model + " failed to start: "
+                    : "none of the " + pool.replicas + " replicas for " + model + " started; replica 1 of " + pool.replicas + ": ";
+            throw new CliError(ExitCode.SERVER_FAILED, which + e.getMessage() + tail);
         } catch (ForeignPortException | PortInUseException e) {
             throw new CliError(ExitCode.PORT_HELD, e.getMessage());
         }
@@ -345,7 +358,7 @@ final class RunCommand implements Callable<Integer> {
         }
         if (url != null) {
             Endpoint.refuse(spec, "--profile", "--command", "--port", "--host", "--health", "--startup-timeout", "--grace",
-                    "--restarts", "--hang-timeout");
+                    "--restarts", "--hang-timeout", "--replicas", "--gpus-per-replica", "--gpus");
             endpoint = Endpoint.parse(url);
         }
         if (n <= 0) {
@@ -359,6 +372,8 @@ final class RunCommand implements Callable<Integer> {
         if (concurrency <= 0) {
             throw CliError.usage("--concurrency must be at least 1, not " + concurrency);
         }
+        pool.check(spec, spec.commandLine().getParseResult().hasMatchedOption("--port"), server.port);
+        concurrency *= pool.replicas;   // per server: N replicas keep N times as many requests in flight
         if (maxTokens <= 0) {
             throw CliError.usage("--max-tokens must be at least 1, not " + maxTokens);
         }

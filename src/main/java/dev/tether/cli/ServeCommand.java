@@ -23,6 +23,9 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     ServerOptions server;
 
+    @Mixin
+    ReplicaOptions pool;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -32,6 +35,10 @@ final class ServeCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         TetherHome home = TetherHome.fromEnvironment();
         ServerSpec serverSpec = server.toSpec(home);
+        pool.check(spec, spec.commandLine().getParseResult().hasMatchedOption("--port"), server.port);
+        if (pool.pooled()) {
+            return servePool(home, serverSpec, out);
+        }
         Interrupts.install(spec.commandLine().getErr());
         try (ServerManager manager = new ServerManager(home, new ConsoleEvents(out))) {
             ServerHandle handle = Servers.start(manager, serverSpec);
@@ -59,6 +66,56 @@ final class ServeCommand implements Callable<Integer> {
             }
             out.println("Server " + handle.lease().id() + " exited " + (code == null ? "(its shim is gone)" : "with code " + code)
                     + "; last lines of its log:\n" + ServerManager.logTail(handle.lease()));
+            return ExitCode.JOB_FAILED;
+        }
+    }
+
+    /**
+     * {@code serve --replicas N}: the replicas start in parallel, each prints its own {@code Ready:} line; one that
+     * fails to start is left out with one line (exit 3 only when none started). They serve until Ctrl-C; when one
+     * of them ends by itself, the others are stopped too and the exit says which (exit 1), as for a lone server.
+     */
+    private Integer servePool(TetherHome home, ServerSpec base, PrintWriter out) throws InterruptedException {
+        String group = ReplicaOptions.newGroup();
+        java.util.List<ServerSpec> specs = pool.place(base, group);   // too few GPUs: exit 2 before anything starts
+        Interrupts.install(spec.commandLine().getErr());
+        try (ServerManager manager = new ServerManager(home, new ConsoleEvents(out));
+             dev.tether.pipeline.ServerSession session = new dev.tether.pipeline.ServerSession(manager, specs.size(),
+                     m -> specs, 0)) {
+            try {
+                session.serve(base.model() == null ? "" : base.model());
+            } catch (ServerStartException e) {
+                String tail = e.logTail().isBlank() ? "" : "\n--- last lines of the server log ---\n" + e.logTail() + "\n---";
+                throw new CliError(ExitCode.SERVER_FAILED, "no replica started: " + e.getMessage() + tail);
+            } catch (dev.tether.server.ForeignPortException | dev.tether.server.PortInUseException e) {
+                throw new CliError(ExitCode.PORT_HELD, e.getMessage());
+            }
+            java.util.List<ServerHandle> up = session.servers();
+            out.println("Serving " + up.size() + (up.size() == 1 ? " replica" : " replicas") + " (pool " + group
+                    + ") until Ctrl-C (or `tether stop --all` from another shell): "
+                    + String.join(" ", up.stream().map(ServerHandle::baseUrl).toList()));
+            out.flush();
+            java.util.concurrent.CompletableFuture<?>[] exits = up.stream().map(ServerHandle::onExit)
+                    .toArray(java.util.concurrent.CompletableFuture[]::new);
+            try {
+                java.util.concurrent.CompletableFuture.anyOf(exits).get();
+            } catch (ExecutionException e) {
+                // a shim lost: said below like an exit
+            }
+            if (Interrupts.exiting()) {
+                return ExitCode.INTERRUPTED;
+            }
+            ServerHandle ended = up.stream().filter(h -> h.onExit().isDone()).findFirst().orElse(up.getFirst());
+            var external = ended.externalStopSummary();
+            if (external.isPresent()) {
+                out.println("Server " + ended.lease().id() + " was stopped from outside by "
+                        + ended.stoppedBy().orElse("SIGTERM to its shim") + "; stopping the other replicas.");
+                return ExitCode.OK;
+            }
+            Integer code = ended.exitCode().orElse(null);
+            out.println("Server " + ended.lease().id() + " (" + ended.spec().placement().label() + ") exited "
+                    + (code == null ? "(its shim is gone)" : "with code " + code) + "; stopping the other replicas; "
+                    + "last lines of its log:\n" + ServerManager.logTail(ended.lease()));
             return ExitCode.JOB_FAILED;
         }
     }

@@ -13,8 +13,17 @@ public final class ClientStats {
     final AtomicLong attempts = new AtomicLong();
     final AtomicLong retries = new AtomicLong();
     final AtomicLong inFlight = new AtomicLong();
+    /** Answers (of any status) per endpoint: how a pool's requests were spread. */
+    final java.util.concurrent.atomic.AtomicLongArray answeredBy;
 
-    ClientStats() {}
+    ClientStats(int endpoints) {
+        answeredBy = new java.util.concurrent.atomic.AtomicLongArray(endpoints);
+    }
+
+    /** Attempts that got an answer (of any status) from endpoint {@code i} of the client's endpoints. */
+    public long answeredBy(int i) {
+        return answeredBy.get(i);
+    }
 
     /** Calls of complete/stream so far (each counts once however often it was retried). */
     public long requests() {

@@ -40,6 +40,11 @@ import java.util.function.Consumer;
  * and none has got an answer (or, for a stream, a line) for that long, and asks the hook
  * ({@link ServerRecovery#hung}) whether the server hangs: a server frozen mid-run would otherwise hold
  * every request for the whole request timeout, on every retry.
+ *
+ * <p>With several {@link Endpoints} (the replicas of a pool), each attempt goes to the usable endpoint with the
+ * fewest of this client's attempts outstanding (ties in turn), preferring one that is not being restarted; an
+ * attempt that got no answer asks its own endpoint's hook, and the hang watch looks at each endpoint on its own.
+ * When an endpoint's hook gives up (the replica is dropped), the request is retried on the others, if any are left.
  */
 public final class OpenAiClient implements AutoCloseable {
     private static final String COMPLETIONS = "/completions";
@@ -50,10 +55,10 @@ public final class OpenAiClient implements AutoCloseable {
     private final ExecutorService executor;
     private final HttpClient http;
     private final Semaphore permits;
-    private final ServerRecovery recovery;
-    private final ClientStats stats = new ClientStats();
-    /** Answers (of any status) and stream lines received: what the hang watch calls progress. */
-    private final java.util.concurrent.atomic.AtomicLong progress = new java.util.concurrent.atomic.AtomicLong();
+    private final Endpoints endpoints;
+    private final Route[] routes;
+    private final java.util.concurrent.atomic.AtomicInteger turn = new java.util.concurrent.atomic.AtomicInteger();
+    private final ClientStats stats;
     private final Thread hangWatch;
     private volatile boolean closed;
 
@@ -67,41 +72,107 @@ public final class OpenAiClient implements AutoCloseable {
                 .executor(executor)
                 .build();
         this.permits = new Semaphore(config.maxConcurrency(), true);
-        this.recovery = config.recovery() == null ? null : ServerRecovery.singleFlight(config.recovery());
-        this.hangWatch = recovery == null || config.hangTimeout() == null ? null
+        this.endpoints = config.endpoints();
+        this.routes = new Route[endpoints.count()];
+        for (int i = 0; i < routes.length; i++) {
+            ServerRecovery hook = endpoints.recovery(i);
+            routes[i] = new Route(i, hook == null ? null : ServerRecovery.singleFlight(hook));
+        }
+        this.stats = new ClientStats(routes.length);
+        this.hangWatch = !config.hasRecovery() || config.hangTimeout() == null ? null
                 : Thread.ofPlatform().daemon().name("tether-hang-watch").start(this::watchForHangs);
     }
 
+    /** One endpoint as this client sees it: its recovery (single flight), its load, its progress. */
+    private static final class Route {
+        final int index;
+        final ServerRecovery recovery;
+        final java.util.concurrent.atomic.AtomicInteger outstanding = new java.util.concurrent.atomic.AtomicInteger();
+        /** Answers (of any status) and stream lines received: what the hang watch calls progress. */
+        final java.util.concurrent.atomic.AtomicLong progress = new java.util.concurrent.atomic.AtomicLong();
+
+        Route(int index, ServerRecovery recovery) {
+            this.index = index;
+            this.recovery = recovery;
+        }
+    }
+
+    /** An attempt's endpoint and the base URL read for it. */
+    private record Pick(Route route, String base) {}
+
     /**
-     * Ticks about ten times per hang timeout (at most once a second); the quiet time starts over with
-     * every answer, whenever nothing is in flight, and after each hang check.
+     * The usable endpoint with the fewest attempts outstanding, one not being restarted first; the scan starts
+     * at a turning offset so that ties go round. A lone endpoint is always picked (its URL may be null: "no server").
+     */
+    private Pick pick() {
+        if (routes.length == 1) {
+            return new Pick(routes[0], endpoints.baseUrl(0));
+        }
+        int start = Math.floorMod(turn.getAndIncrement(), routes.length);
+        Pick best = null;
+        boolean bestRecovering = true;
+        int bestLoad = Integer.MAX_VALUE;
+        for (int k = 0; k < routes.length; k++) {
+            Route r = routes[(start + k) % routes.length];
+            String base = endpoints.baseUrl(r.index);
+            if (base == null) {
+                continue;
+            }
+            boolean recovering = endpoints.recovering(r.index);
+            int load = r.outstanding.get();
+            if (best == null || (bestRecovering && !recovering) || (recovering == bestRecovering && load < bestLoad)) {
+                best = new Pick(r, base);
+                bestRecovering = recovering;
+                bestLoad = load;
+            }
+        }
+        return best;
+    }
+
+    /** Whether an endpoint other than {@code gone} can still take requests. */
+    private boolean anotherUsable(Route gone) {
+        for (Route r : routes) {
+            if (r != gone && endpoints.baseUrl(r.index) != null) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Ticks about ten times per hang timeout (at most once a second), looking at each endpoint on its own: its
+     * quiet time starts over with every answer from it, whenever nothing is in flight to it, and after each hang
+     * check.
      */
     private void watchForHangs() {
         long timeout = config.hangTimeout().toNanos();
         long tick = Math.clamp(timeout / 10, TimeUnit.MILLISECONDS.toNanos(10), TimeUnit.SECONDS.toNanos(1));
-        long quietSince = System.nanoTime();
-        long seen = progress.get();
+        long[] quietSince = new long[routes.length];
+        long[] seen = new long[routes.length];
+        java.util.Arrays.fill(quietSince, System.nanoTime());
         while (!closed) {
             try {
                 TimeUnit.NANOSECONDS.sleep(tick);
             } catch (InterruptedException e) {
                 return;   // closed
             }
-            long now = System.nanoTime();
-            long p = progress.get();
-            if (stats.inFlight.get() == 0 || p != seen) {
-                seen = p;
-                quietSince = now;
-            } else if (now - quietSince >= timeout) {
-                try {
-                    recovery.hung(Duration.ofNanos(now - quietSince));
-                } catch (InterruptedException e) {
-                    return;
-                } catch (RuntimeException e) {
-                    System.err.println("tether: the hang check failed: " + AttemptFailure.describe(e));
+            for (Route r : routes) {
+                long now = System.nanoTime();
+                long p = r.progress.get();
+                if (r.recovery == null || r.outstanding.get() == 0 || p != seen[r.index]) {
+                    seen[r.index] = p;
+                    quietSince[r.index] = now;
+                } else if (now - quietSince[r.index] >= timeout) {
+                    try {
+                        r.recovery.hung(Duration.ofNanos(now - quietSince[r.index]));
+                    } catch (InterruptedException e) {
+                        return;
+                    } catch (RuntimeException e) {
+                        System.err.println("tether: the hang check failed: " + AttemptFailure.describe(e));
+                    }
+                    seen[r.index] = r.progress.get();
+                    quietSince[r.index] = System.nanoTime();
                 }
-                seen = progress.get();
-                quietSince = System.nanoTime();
             }
         }
     }
@@ -165,25 +236,36 @@ public final class OpenAiClient implements AutoCloseable {
             AttemptFailure failure;
             long attemptStart;
             permits.acquire();
+            Pick pick = pick();
+            Route route = pick == null ? null : pick.route();
             stats.inFlight.incrementAndGet();
             stats.attempts.incrementAndGet();
+            if (route != null) {
+                route.outstanding.incrementAndGet();
+            }
             attemptStart = System.nanoTime();
             try {
-                String base = config.baseUrl().get();
+                if (pick == null) {
+                    throw AttemptFailure.of(Kind.CONNECTION, "no server left to send to (every replica is gone)");
+                }
+                String base = pick.base();
                 if (base == null) {
                     throw AttemptFailure.of(Kind.CONNECTION, "no server URL (the server is not running)");
                 }
                 url = Wire.endpoint(base, path);
-                Wire.Answer a = reader == null ? send(url, body, chat) : stream(url, body, chat, reader);
-                progress.incrementAndGet();
+                Wire.Answer a = reader == null ? send(url, body, chat, route) : stream(url, body, chat, reader, route);
+                answered(route);
                 return new Completion(a.text(), a.finishReason(), a.promptTokens(), a.completionTokens(), attempts,
                         Duration.ofNanos(System.nanoTime() - started));
             } catch (AttemptFailure f) {
                 failure = f;
                 if (f.kind != Kind.CONNECTION && f.kind != Kind.TIMEOUT) {
-                    progress.incrementAndGet();   // an answer, if not a good one: the server is not hung
+                    answered(route);   // an answer, if not a good one: the server is not hung
                 }
             } finally {
+                if (route != null) {
+                    route.outstanding.decrementAndGet();
+                }
                 stats.inFlight.decrementAndGet();
                 permits.release();
             }
@@ -203,18 +285,24 @@ public final class OpenAiClient implements AutoCloseable {
             }
             retries++;
             stats.retries.incrementAndGet();
-            if (recovery != null && error.noAnswer()) {
+            if (route == null) {
+                throw error;   // nothing is left to send to, and nothing to recover
+            }
+            if (route.recovery != null && error.noAnswer()) {
                 boolean back;
                 try {
-                    back = recovery.recover(error);
+                    back = route.recovery.recover(error);
                 } catch (ServerStoppedException e) {
                     throw e;   // the run ends: not this request's failure
                 } catch (RuntimeException e) {
                     throw failure.toException(url, attempts, attemptStart, "server recovery failed: "
                             + AttemptFailure.describe(e));
                 }
-                if (!back) {
+                if (!back && !anotherUsable(route)) {
                     throw failure.toException(url, attempts, attemptStart, "the server is gone (recovery gave up)");
+                }
+                if (!back) {
+                    continue;   // that replica is dropped: the retry goes to another one, at once
                 }
             }
             Backoff.pause(Backoff.delayNanos(retries, config.initialBackoff(), config.maxBackoff(),
@@ -255,7 +343,15 @@ public final class OpenAiClient implements AutoCloseable {
         }
     }
 
-    private Wire.Answer send(String url, byte[] body, boolean chat) throws AttemptFailure, InterruptedException {
+    /** An answer or a stream line from the route's endpoint: progress for its hang watch. */
+    private void answered(Route route) {
+        if (route != null) {
+            route.progress.incrementAndGet();
+            stats.answeredBy.incrementAndGet(route.index);
+        }
+    }
+
+    private Wire.Answer send(String url, byte[] body, boolean chat, Route route) throws AttemptFailure, InterruptedException {
         long deadline = System.nanoTime() + config.requestTimeout().toNanos();
         HttpResponse<String> response = await(http.sendAsync(request(url, body, false),
                 HttpResponse.BodyHandlers.ofString()), deadline, "answer");
@@ -266,7 +362,7 @@ public final class OpenAiClient implements AutoCloseable {
         return Wire.parseCompletion(response.body(), chat);
     }
 
-    private Wire.Answer stream(String url, byte[] body, boolean chat, SseReader reader)
+    private Wire.Answer stream(String url, byte[] body, boolean chat, SseReader reader, Route route)
             throws AttemptFailure, InterruptedException {
         long timeout = config.requestTimeout().toNanos();
         LineQueue lines = new LineQueue();
@@ -289,7 +385,7 @@ public final class OpenAiClient implements AutoCloseable {
             }
             while (true) {
                 String line = lines.next(timeout);
-                progress.incrementAndGet();
+                route.progress.incrementAndGet();
                 if (line == null) {
                     Wire.Answer a = reader.finish() ? reader.answer() : reader.endedWithoutDone();
                     complete = true;

@@ -77,6 +77,11 @@ public final class GpuMemory {
         this.nvidiaSmi = nvidiaSmi;
     }
 
+    /** Whether there is an nvidia-smi to ask. */
+    public boolean available() {
+        return nvidiaSmi != null;
+    }
+
     /** nvidia-smi as found on PATH now, if at all. */
     public static GpuMemory fromPath() {
         try {
@@ -131,9 +136,44 @@ public final class GpuMemory {
 
     /** Runs the query once; empty (with {@code failure[0]} set) when nvidia-smi fails or hangs. */
     private Optional<String> query(String[] failure) {
+        return run(QUERY, failure);
+    }
+
+    /**
+     * The GPUs {@code nvidia-smi -L} lists, by index ("0", "1", ...): empty when nvidia-smi is absent.
+     *
+     * @throws IllegalStateException nvidia-smi is there but failed (its reason in the message)
+     */
+    public static List<String> list() {
+        GpuMemory smi = fromPath();
+        if (smi.nvidiaSmi == null) {
+            return List.of();
+        }
+        String[] failure = new String[1];
+        Optional<String> output = smi.run(List.of("-L"), failure);
+        if (output.isEmpty()) {
+            throw new IllegalStateException("nvidia-smi -L failed (" + failure[0] + ")");
+        }
+        return parseList(output.get());
+    }
+
+    /** "GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-...)" lines; MIG devices listed under a GPU are not GPUs of their own. */
+    static List<String> parseList(String output) {
+        List<String> gpus = new ArrayList<>();
+        for (String line : output.split("\\R")) {
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("^GPU (\\d+):").matcher(line);
+            if (m.find()) {
+                gpus.add(m.group(1));
+            }
+        }
+        return gpus;
+    }
+
+    /** Runs nvidia-smi once with {@code args}; empty (with {@code failure[0]} set) when it fails or hangs. */
+    private Optional<String> run(List<String> args, String[] failure) {
         List<String> command = new ArrayList<>();
         command.add(nvidiaSmi.toString());
-        command.addAll(QUERY);
+        command.addAll(args);
         Process process;
         try {
             process = new ProcessBuilder(command).redirectErrorStream(true)

@@ -16,18 +16,33 @@ import java.util.Set;
  * @param shim    the per-server shim (subreaper and watchdog)
  * @param members every identity ever seen as a member: found again even if the shim is gone and a
  *                member overwrote its environment
+ * @param placement which replica of a run's pool it is; null for a lone server (and in older lease files)
  */
 @JsonIgnoreProperties(ignoreUnknown = true)
 public record Lease(String id, String model, String profile, List<String> argv, String host, int port,
                     String healthPath, ProcessIdentity server, int pgid, ProcessIdentity owner,
                     ProcessIdentity shim, Set<ProcessIdentity> members, String logPath, Instant startedAt,
-                    long graceMillis, State state) {
+                    long graceMillis, State state, Placement placement) {
 
     public enum State { STARTING, READY, STOPPING }
 
     public Lease {
         argv = argv == null ? List.of() : List.copyOf(argv);
         members = members == null ? Set.of() : Set.copyOf(members);
+    }
+
+    /** A lone server's lease (no placement). */
+    public Lease(String id, String model, String profile, List<String> argv, String host, int port,
+                 String healthPath, ProcessIdentity server, int pgid, ProcessIdentity owner,
+                 ProcessIdentity shim, Set<ProcessIdentity> members, String logPath, Instant startedAt,
+                 long graceMillis, State state) {
+        this(id, model, profile, argv, host, port, healthPath, server, pgid, owner, shim, members, logPath, startedAt,
+                graceMillis, state, null);
+    }
+
+    /** A replica of a pool (placement count above 1), not a lone server. */
+    public boolean replicated() {
+        return placement != null && placement.replicated();
     }
 
     public Membership membership() {
@@ -49,21 +64,21 @@ public record Lease(String id, String model, String profile, List<String> argv, 
 
     public Lease withState(State newState) {
         return new Lease(id, model, profile, argv, host, port, healthPath, server, pgid, owner, shim, members,
-                logPath, startedAt, graceMillis, newState);
+                logPath, startedAt, graceMillis, newState, placement);
     }
 
     public Lease withServer(ProcessIdentity newServer, int newPgid) {
         return new Lease(id, model, profile, argv, host, port, healthPath, newServer, newPgid, owner, shim, members,
-                logPath, startedAt, graceMillis, state);
+                logPath, startedAt, graceMillis, state, placement);
     }
 
     public Lease withShim(ProcessIdentity newShim) {
         return new Lease(id, model, profile, argv, host, port, healthPath, server, pgid, owner, newShim, members,
-                logPath, startedAt, graceMillis, state);
+                logPath, startedAt, graceMillis, state, placement);
     }
 
     public Lease withMembers(Set<ProcessIdentity> newMembers) {
         return new Lease(id, model, profile, argv, host, port, healthPath, server, pgid, owner, shim, newMembers,
-                logPath, startedAt, graceMillis, state);
+                logPath, startedAt, graceMillis, state, placement);
     }
 }

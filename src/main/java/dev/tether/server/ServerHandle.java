@@ -234,6 +234,36 @@ public final class ServerHandle implements AutoCloseable {
         stop();
     }
 
+    /**
+     * Stops the servers at the same time, each tree with its own grace, and returns when all are stopped: N
+     * replicas that ignore SIGTERM take one grace to stop, not N.
+     */
+    public static void stopAll(java.util.List<ServerHandle> handles) {
+        if (handles.size() == 1) {
+            handles.getFirst().stop();
+            return;
+        }
+        java.util.List<Thread> stoppers = new java.util.ArrayList<>();
+        for (ServerHandle handle : handles) {
+            // Platform threads: this runs in the shutdown hook too, where nothing else is certain to make progress.
+            stoppers.add(Thread.ofPlatform().name("tether-stop-" + handle.lease().id()).start(handle::stop));
+        }
+        for (Thread stopper : stoppers) {
+            boolean interrupted = false;
+            while (true) {
+                try {
+                    stopper.join();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;   // a stop is never abandoned half way
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
     @Override
     public String toString() {
         return "server " + lease.id() + " (" + lease.model() + ") at " + baseUrl();

@@ -250,7 +250,7 @@ public final class ServerManager implements AutoCloseable {
         Path log = home.logs().resolve(id + ".log");
         return new Lease(id, spec.model(), spec.profile().name(), spec.argv(port), spec.host(), port,
                 spec.profile().healthPath(), null, 0, self, null, Set.of(), log.toString(), Instant.now(),
-                spec.grace().toMillis(), Lease.State.STARTING);
+                spec.grace().toMillis(), Lease.State.STARTING, spec.placement().equals(Placement.SINGLE) ? null : spec.placement());
     }
 
     private static String leaseId() {
@@ -268,7 +268,7 @@ public final class ServerManager implements AutoCloseable {
         // while the shim's JVM boots, instead of between the server's first answer and `Ready:`.
         Thread.ofPlatform().daemon().name("tether-warm-port-check")
                 .start(() -> dev.tether.proc.PortListeners.listeningSockets(lease.port()));
-        Map<String, String> env = new HashMap<>(spec.profile().env());
+        Map<String, String> env = new HashMap<>(spec.env());
         env.put(TetherHome.ENV, home.root().toString());
         Spawned shim;
         try {
@@ -292,6 +292,12 @@ public final class ServerManager implements AutoCloseable {
         }
         ServerHandle handle = new ServerHandle(this, spec, current, connection);
         owned.add(handle);
+        if (closing) {
+            // The shutdown hook may have taken its list of servers before this one was added (a replica started
+            // in parallel with the others when Ctrl-C came): it is stopped here, not left to its shim's pipe.
+            handle.stop();
+            throw new ServerStartException("the run is stopping", "");
+        }
         handle.watchShim();
         try {
             connection.started.get(SHIM_START.toMillis(), TimeUnit.MILLISECONDS);
@@ -549,11 +555,7 @@ public final class ServerManager implements AutoCloseable {
 
     private void stopAll() {
         closing = true;
-        List<ServerHandle> handles = new ArrayList<>(owned);
-        java.util.Collections.reverse(handles);
-        for (ServerHandle handle : handles) {
-            handle.stop();
-        }
+        ServerHandle.stopAll(new ArrayList<>(owned));
     }
 
     /**

@@ -106,6 +106,19 @@ public final class BackgroundTether implements AutoCloseable {
         return leases.getFirst();
     }
 
+    /** A pool's leases: {@code count} of this tether's servers, all recorded READY. */
+    public List<Lease> awaitReadyLeases(int count) {
+        List<List<Lease>> found = new java.util.ArrayList<>(List.of(List.of()));
+        Poll.until(() -> {
+            found.set(0, leases(home).stream().filter(l -> l.owner() != null && l.owner().pid() == process.pid()
+                    && l.state() == Lease.State.READY).toList());
+            return found.get(0).size() >= count || !process.isAlive();
+        }, UP, Duration.ofMillis(10));
+        assertThat(found.get(0)).as("READY leases of tether pid %d\nstdout:\n%s\nstderr:\n%s", process.pid(), out(), err())
+                .hasSize(count);
+        return found.get(0);
+    }
+
     public int awaitExit(Duration timeout) throws InterruptedException {
         boolean exited = process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS);
         assertThat(exited).as("tether exits within %s\nstdout:\n%s\nstderr:\n%s", timeout, out(), err()).isTrue();

@@ -149,9 +149,9 @@ class ExecCommandTest {
         TetherCli.Result missing = TetherCli.run(home(), "exec", "--model", "tiny", "--", "no-such-job-xyz");
         assertThat(missing.exitCode()).isEqualTo(ExitCode.USAGE);
         assertThat(missing.errLines()).hasSize(1).first().asString().contains("no-such-job-xyz");
-        TetherCli.Result replicas = TetherCli.run(home(), "exec", "--model", "tiny", "--replicas", "2", "--", "true");
+        TetherCli.Result replicas = TetherCli.run(home(), "exec", "--model", "tiny", "--replicas", "0", "--", "true");
         assertThat(replicas.exitCode()).isEqualTo(ExitCode.USAGE);
-        assertThat(replicas.errLines()).hasSize(1).first().asString().contains("issue 11");
+        assertThat(replicas.errLines()).hasSize(1).first().asString().contains("--replicas must be from 1 to 64");
         TetherCli.Result twice = TetherCli.run(home(), "exec", "--model", "tiny", "--model", "tiny", "--", "true");
         assertThat(twice.exitCode()).isEqualTo(ExitCode.USAGE);
         assertThat(twice.errLines()).hasSize(1).first().asString().contains("twice");
@@ -204,8 +204,10 @@ class ExecCommandTest {
         tether.process.destroyForcibly();   // SIGKILL: no hook runs
         assertThat(tether.process.waitFor(10, TimeUnit.SECONDS)).isTrue();
 
+        // The shims remove their leases and then exit: wait for the exits too, not only for the leases.
         assertThat(Poll.until(() -> new ProcessTree(job.membership()).members().isEmpty()
-                && new ProcessTree(server.membership()).members().isEmpty() && leases(home()).isEmpty(), WATCHDOG))
+                && new ProcessTree(server.membership()).members().isEmpty() && leases(home()).isEmpty()
+                && !server.shim().isAlive() && !job.shim().isAlive(), WATCHDOG))
                 .as("job and server trees gone after kill -9 of tether").isTrue();
         assertJobGone(job);
         assertServerGone(home(), server);
