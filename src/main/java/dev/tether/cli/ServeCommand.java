@@ -90,12 +90,12 @@ final class ServeCommand implements Callable<Integer> {
             } catch (dev.tether.server.ForeignPortException | dev.tether.server.PortInUseException e) {
                 throw new CliError(ExitCode.PORT_HELD, e.getMessage());
             }
-            java.util.List<ServerHandle> up = session.servers();
+            java.util.List<dev.tether.server.RunningServer> up = session.servers();
             out.println("Serving " + up.size() + (up.size() == 1 ? " replica" : " replicas") + " (pool " + group
                     + ") until Ctrl-C (or `tether stop --all` from another shell): "
-                    + String.join(" ", up.stream().map(ServerHandle::baseUrl).toList()));
+                    + String.join(" ", up.stream().map(dev.tether.server.RunningServer::baseUrl).toList()));
             out.flush();
-            java.util.concurrent.CompletableFuture<?>[] exits = up.stream().map(ServerHandle::onExit)
+            java.util.concurrent.CompletableFuture<?>[] exits = up.stream().map(dev.tether.server.RunningServer::onExit)
                     .toArray(java.util.concurrent.CompletableFuture[]::new);
             try {
                 java.util.concurrent.CompletableFuture.anyOf(exits).get();
@@ -105,7 +105,7 @@ final class ServeCommand implements Callable<Integer> {
             if (Interrupts.exiting()) {
                 return ExitCode.INTERRUPTED;
             }
-            ServerHandle ended = up.stream().filter(h -> h.onExit().isDone()).findFirst().orElse(up.getFirst());
+            dev.tether.server.RunningServer ended = up.stream().filter(h -> h.onExit().isDone()).findFirst().orElse(up.getFirst());
             var external = ended.externalStopSummary();
             if (external.isPresent()) {
                 out.println("Server " + ended.lease().id() + " was stopped from outside by "

@@ -6,8 +6,8 @@ import dev.tether.client.ServerRecovery;
 import dev.tether.client.ServerStoppedException;
 import dev.tether.server.ForeignPortException;
 import dev.tether.server.PortInUseException;
-import dev.tether.server.ServerHandle;
-import dev.tether.server.ServerManager;
+import dev.tether.server.RunningServer;
+import dev.tether.server.ServerBackend;
 import dev.tether.server.ServerSpec;
 import dev.tether.server.ServerStartException;
 import java.time.Duration;
@@ -28,7 +28,7 @@ import java.util.function.Function;
  * other replicas. A replica that cannot come back is dropped with one line, and the run goes on with the rest.
  */
 public final class ServerSession implements Endpoints, AutoCloseable {
-    private final ServerManager manager;
+    private final ServerBackend backend;
     private final Function<String, List<ServerSpec>> specsFor;
     private final int restartBudget;
     private final Replica[] replicas;
@@ -39,8 +39,8 @@ public final class ServerSession implements Endpoints, AutoCloseable {
      * @param specFor       the spec that serves a model (profile, host, port from the command line)
      * @param restartBudget how many times a dead server may be restarted in this run
      */
-    public ServerSession(ServerManager manager, Function<String, ServerSpec> specFor, int restartBudget) {
-        this(manager, 1, m -> List.of(specFor.apply(m)), restartBudget);
+    public ServerSession(ServerBackend backend, Function<String, ServerSpec> specFor, int restartBudget) {
+        this(backend, 1, m -> List.of(specFor.apply(m)), restartBudget);
     }
 
     /**
@@ -49,11 +49,11 @@ public final class ServerSession implements Endpoints, AutoCloseable {
      * @param specsFor      the {@code count} specs that serve a model, one per replica (each its own port and placement)
      * @param restartBudget how many times each replica may be restarted in this run
      */
-    public ServerSession(ServerManager manager, int count, Function<String, List<ServerSpec>> specsFor, int restartBudget) {
+    public ServerSession(ServerBackend backend, int count, Function<String, List<ServerSpec>> specsFor, int restartBudget) {
         if (count < 1) {
             throw new IllegalArgumentException("count " + count);
         }
-        this.manager = manager;
+        this.backend = backend;
         this.specsFor = specsFor;
         this.restartBudget = restartBudget;
         this.replicas = new Replica[count];
@@ -80,15 +80,15 @@ public final class ServerSession implements Endpoints, AutoCloseable {
             throw new IllegalStateException(specs.size() + " specs for " + replicas.length + " replicas");
         }
         if (replicas.length == 1) {
-            replicas[0].serving(model, manager.start(specs.getFirst()));
+            replicas[0].serving(model, backend.start(specs.getFirst()));
             return;
         }
         Exception[] failures = new Exception[replicas.length];
-        ServerHandle[] started = new ServerHandle[replicas.length];
+        RunningServer[] started = new RunningServer[replicas.length];
         try (var starts = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
-            List<Future<ServerHandle>> pending = new ArrayList<>();
+            List<Future<RunningServer>> pending = new ArrayList<>();
             for (ServerSpec spec : specs) {
-                pending.add(starts.submit(() -> manager.start(spec)));
+                pending.add(starts.submit(() -> backend.start(spec)));
             }
             for (int i = 0; i < replicas.length; i++) {
                 try {
@@ -121,7 +121,7 @@ public final class ServerSession implements Endpoints, AutoCloseable {
     }
 
     /**
-     * A start is never abandoned half way (its server would be nobody's): on Ctrl-C the manager's shutdown hook
+     * A start is never abandoned half way (its server would be nobody's): on Ctrl-C the backend's shutdown hook
      * stops what is starting, and the start then ends by itself.
      */
     private static <T> T awaitUninterruptibly(Future<T> future) throws ExecutionException {
@@ -173,8 +173,8 @@ public final class ServerSession implements Endpoints, AutoCloseable {
     }
 
     /** The servers up now (the replicas not dropped). */
-    public List<ServerHandle> servers() {
-        List<ServerHandle> up = new ArrayList<>();
+    public List<RunningServer> servers() {
+        List<RunningServer> up = new ArrayList<>();
         for (Replica r : replicas) {
             if (r.current != null && !r.dropped) {
                 up.add(r.current);
@@ -205,7 +205,7 @@ public final class ServerSession implements Endpoints, AutoCloseable {
     @Override
     public String baseUrl(int i) {
         Replica r = replicas[i];
-        ServerHandle server = r.current;
+        RunningServer server = r.current;
         return r.dropped || server == null ? null : server.baseUrl();
     }
 
@@ -231,7 +231,7 @@ public final class ServerSession implements Endpoints, AutoCloseable {
 
     /** Stops every replica's server at once (each tree with its own grace). */
     private synchronized void stopAll() {
-        List<ServerHandle> handles = new ArrayList<>();
+        List<RunningServer> handles = new ArrayList<>();
         for (Replica r : replicas) {
             synchronized (r) {
                 if (r.current != null) {
@@ -241,7 +241,7 @@ public final class ServerSession implements Endpoints, AutoCloseable {
             }
         }
         if (!handles.isEmpty()) {
-            ServerHandle.stopAll(handles);
+            RunningServer.stopAll(handles);
         }
     }
 
@@ -259,7 +259,7 @@ public final class ServerSession implements Endpoints, AutoCloseable {
         private final int index;
         // Written under this replica's lock, read without it: a restart of one replica (seconds, under its lock)
         // must not hold up requests picking another one.
-        private volatile ServerHandle current;
+        private volatile RunningServer current;
         private volatile String model;
         private volatile boolean dropped;
         private volatile int restartsUsed;
@@ -269,7 +269,7 @@ public final class ServerSession implements Endpoints, AutoCloseable {
             this.index = index;
         }
 
-        synchronized void serving(String newModel, ServerHandle handle) {
+        synchronized void serving(String newModel, RunningServer handle) {
             model = handle == null && newModel == null ? null : newModel;
             current = handle;
             dropped = newModel != null && handle == null;   // a replica that failed to start
@@ -285,19 +285,19 @@ public final class ServerSession implements Endpoints, AutoCloseable {
          * A server that runs is retried (slow, or a stale connection); one that crashed, lost its shim or hung is
          * restarted within the budget; one that was stopped from outside is not restarted: alone it ends the run
          * ({@link ServerStoppedException}), in a pool it is dropped while others are left; a shared server whose
-         * owner stopped it is replaced by a server of this run's own (a takeover). Once the manager is closing
+         * owner stopped it is replaced by a server of this run's own (a takeover). Once the backend is closing
          * (Ctrl-C, SIGTERM, the run's end) nothing is restarted and nothing is said.
          */
         @Override
         public boolean recover(ClientException cause) throws InterruptedException {
             synchronized (this) {
-                if (manager.closing()) {
+                if (backend.closing()) {
                     throw new InterruptedException("the run is stopping");
                 }
                 if (current == null || dropped) {
                     return false;
                 }
-                ServerHandle.End end = current.end();
+                RunningServer.End end = current.end();
                 switch (end) {
                     case RUNNING, HUNG -> {
                         return true;   // alive: a slow or overloaded server, not a dead one; retry with back-off
@@ -317,7 +317,7 @@ public final class ServerSession implements Endpoints, AutoCloseable {
                         return takeOver();
                     }
                     case EXITED, SHIM_LOST -> {
-                        String why = end == ServerHandle.End.SHIM_LOST ? "its shim died"
+                        String why = end == RunningServer.End.SHIM_LOST ? "its shim died"
                                 : current.exitCode().map(c -> "exit code " + c).orElse("no exit code");
                         if (!current.owned()) {
                             return false;
@@ -368,11 +368,11 @@ public final class ServerSession implements Endpoints, AutoCloseable {
          * same spec and goes on (if the owner restarts it first, the start simply uses it again).
          */
         private boolean takeOver() {
-            ServerHandle gone = current;
+            RunningServer gone = current;
             System.err.println("tether: " + name() + " that this run shared with tether pid "
                     + gone.lease().owner().pid() + " was stopped by its owner; starting this run's own server for it");
             try {
-                current = manager.start(specsFor.apply(gone.model()).get(index));
+                current = backend.start(specsFor.apply(gone.model()).get(index));
                 return true;
             } catch (ServerStartException | ForeignPortException | PortInUseException e) {
                 System.err.println("tether: the takeover failed: " + e.getMessage());
@@ -389,15 +389,15 @@ public final class ServerSession implements Endpoints, AutoCloseable {
          */
         @Override
         public void hung(Duration silence) throws InterruptedException {
-            ServerHandle server;
+            RunningServer server;
             synchronized (this) {
                 server = current;
             }
-            if (server == null || manager.closing() || !server.isAlive() || server.answersHealth()) {
+            if (server == null || backend.closing() || !server.isAlive() || server.answersHealth()) {
                 return;   // no server, a dead one (the requests' own recovery restarts it), or merely slow
             }
             synchronized (this) {
-                if (current != server || manager.closing() || !server.isAlive()) {
+                if (current != server || backend.closing() || !server.isAlive()) {
                     return;
                 }
                 String what = name() + " is hung: no request got an answer for " + silence.toSeconds()

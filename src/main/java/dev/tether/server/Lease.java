@@ -17,18 +17,21 @@ import java.util.Set;
  * @param members every identity ever seen as a member: found again even if the shim is gone and a
  *                member overwrote its environment
  * @param placement which replica of a run's pool it is; null for a lone server (and in older lease files)
+ * @param backend   which {@link ServerBackend} runs it ({@code local}: a process tree under a shim here; the
+ *                  default of older lease files)
  */
 @JsonIgnoreProperties(ignoreUnknown = true)
 public record Lease(String id, String model, String profile, List<String> argv, String host, int port,
                     String healthPath, ProcessIdentity server, int pgid, ProcessIdentity owner,
                     ProcessIdentity shim, Set<ProcessIdentity> members, String logPath, Instant startedAt,
-                    long graceMillis, State state, Placement placement) {
+                    long graceMillis, State state, Placement placement, String backend) {
 
     public enum State { STARTING, READY, STOPPING }
 
     public Lease {
         argv = argv == null ? List.of() : List.copyOf(argv);
         members = members == null ? Set.of() : Set.copyOf(members);
+        backend = backend == null || backend.isBlank() ? ServerManager.BACKEND : backend;
     }
 
     /** A lone server's lease (no placement). */
@@ -37,7 +40,7 @@ public record Lease(String id, String model, String profile, List<String> argv, 
                  ProcessIdentity shim, Set<ProcessIdentity> members, String logPath, Instant startedAt,
                  long graceMillis, State state) {
         this(id, model, profile, argv, host, port, healthPath, server, pgid, owner, shim, members, logPath, startedAt,
-                graceMillis, state, null);
+                graceMillis, state, null, ServerManager.BACKEND);
     }
 
     /** A replica of a pool (placement count above 1), not a lone server. */
@@ -64,21 +67,21 @@ public record Lease(String id, String model, String profile, List<String> argv, 
 
     public Lease withState(State newState) {
         return new Lease(id, model, profile, argv, host, port, healthPath, server, pgid, owner, shim, members,
-                logPath, startedAt, graceMillis, newState, placement);
+                logPath, startedAt, graceMillis, newState, placement, backend);
     }
 
     public Lease withServer(ProcessIdentity newServer, int newPgid) {
         return new Lease(id, model, profile, argv, host, port, healthPath, newServer, newPgid, owner, shim, members,
-                logPath, startedAt, graceMillis, state, placement);
+                logPath, startedAt, graceMillis, state, placement, backend);
     }
 
     public Lease withShim(ProcessIdentity newShim) {
         return new Lease(id, model, profile, argv, host, port, healthPath, server, pgid, owner, newShim, members,
-                logPath, startedAt, graceMillis, state, placement);
+                logPath, startedAt, graceMillis, state, placement, backend);
     }
 
     public Lease withMembers(Set<ProcessIdentity> newMembers) {
         return new Lease(id, model, profile, argv, host, port, healthPath, server, pgid, owner, shim, newMembers,
-                logPath, startedAt, graceMillis, state, placement);
+                logPath, startedAt, graceMillis, state, placement, backend);
     }
 }

@@ -6,28 +6,11 @@ import java.util.Optional;
 import java.util.Set;
 
 /**
- * A running server, from {@link ServerManager#start}. Closing it stops the server's whole tree if
- * this process started it; a server reused from another live tether is never stopped from here.
+ * A running server of the local backend, from {@link ServerManager#start}: a process tree under its shim.
+ * Closing it stops the server's whole tree if this process started it; a server reused from another live
+ * tether is never stopped from here.
  */
-public final class ServerHandle implements AutoCloseable {
-    /** Whether a server still runs and, if not, why it ended: what a run's recovery decides by. */
-    public enum End {
-        /** It runs. */
-        RUNNING,
-        /** Its root exited on its own (a crash): {@link #exitCode()}. */
-        EXITED,
-        /** {@code tether stop} or a SIGTERM to its shim stopped it: {@link #stoppedBy()}. Never restarted. */
-        STOPPED_OUTSIDE,
-        /** Its shim died without stopping it (kill -9, the OOM killer); this process stopped the tree. */
-        SHIM_LOST,
-        /** It runs but answers nothing, not even its health check: declared hung by the run (and being restarted). */
-        HUNG,
-        /** Stopped from here (close, Ctrl-C, or a stop on purpose). */
-        STOPPED,
-        /** A server shared from another tether whose lease is gone or stopping: its owner stopped it. */
-        GONE
-    }
-
+public final class ServerHandle implements RunningServer {
     private final ServerManager manager;
     private final ServerSpec spec;
     private final boolean owned;
@@ -46,31 +29,38 @@ public final class ServerHandle implements AutoCloseable {
         this.owned = connection != null;
     }
 
+    @Override
     public String baseUrl() {
         return ServerSpec.baseUrl(lease.host(), lease.port());
     }
 
+    @Override
     public int port() {
         return lease.port();
     }
 
+    @Override
     public String model() {
         return lease.model();
     }
 
+    @Override
     public Lease lease() {
         return lease;
     }
 
+    @Override
     public ServerSpec spec() {
         return spec;
     }
 
     /** Whether this process started the server (and so stops it on close). */
+    @Override
     public boolean owned() {
         return owned;
     }
 
+    @Override
     public int restarts() {
         return restarts;
     }
@@ -79,12 +69,13 @@ public final class ServerHandle implements AutoCloseable {
      * The server still runs: for an owned server, its shim lives and its root has not exited (or it
      * daemonized and members remain); for a reused one, its lease still exists.
      */
+    @Override
     public boolean isAlive() {
-        End end = end();
-        return end == End.RUNNING || end == End.HUNG;
+        return RunningServer.super.isAlive();
     }
 
     /** Why the server ended, or RUNNING (HUNG once the run declared it hung, until it is restarted). */
+    @Override
     public End end() {
         if (!owned) {
             return manager.store().read(lease.id()).filter(l -> l.state() != Lease.State.STOPPING).isPresent()
@@ -107,6 +98,7 @@ public final class ServerHandle implements AutoCloseable {
     }
 
     /** Who stopped it from outside: {@code `tether stop`} or {@code SIGTERM to its shim}; empty otherwise. */
+    @Override
     public Optional<String> stoppedBy() {
         if (!owned) {
             return Optional.empty();
@@ -117,6 +109,7 @@ public final class ServerHandle implements AutoCloseable {
     }
 
     /** The run found it hung (see {@link End#HUNG}); a restart clears it. */
+    @Override
     public void markHung() {
         hung = true;
     }
@@ -125,11 +118,13 @@ public final class ServerHandle implements AutoCloseable {
      * One health check, as readiness checks it (GET the health path, 5 s at most; for a server without
      * one: the port listens). False for a server that is frozen (SIGSTOP), deadlocked or gone.
      */
+    @Override
     public boolean answersHealth() {
         return ServerManager.readiness(lease).isReady();
     }
 
     /** The root's exit code, if it exited on its own. */
+    @Override
     public Optional<Integer> exitCode() {
         return owned ? Optional.ofNullable(connection.exitCode()) : Optional.empty();
     }
@@ -139,11 +134,13 @@ public final class ServerHandle implements AutoCloseable {
      * it exited on its own, or with null when its shim is gone (stopped by {@code tether stop}, or
      * killed). Never completes for a reused server.
      */
+    @Override
     public java.util.concurrent.CompletableFuture<Integer> onExit() {
         return owned ? connection.ended : new java.util.concurrent.CompletableFuture<>();
     }
 
     /** The shim's summary if something else (tether stop, SIGTERM to the shim) stopped the server. */
+    @Override
     public Optional<String> externalStopSummary() {
         return owned ? Optional.ofNullable(connection.stopSummary()) : Optional.empty();
     }
@@ -169,6 +166,7 @@ public final class ServerHandle implements AutoCloseable {
     }
 
     /** Stops the whole tree (idempotent). Returns a one-line summary. */
+    @Override
     public synchronized String stop() {
         if (!owned || stopped) {
             return "nothing to stop";
@@ -183,6 +181,7 @@ public final class ServerHandle implements AutoCloseable {
      * Stops the server completely, waits (where nvidia-smi exists, bounded) until the stopped processes
      * no longer hold GPU memory, then starts it again on the same port with the same spec.
      */
+    @Override
     public synchronized void restart() throws ServerStartException, ForeignPortException, PortInUseException {
         if (!owned) {
             throw new IllegalStateException("this server belongs to another tether (pid "
@@ -227,41 +226,6 @@ public final class ServerHandle implements AutoCloseable {
 
     ShimConnection connection() {
         return connection;
-    }
-
-    @Override
-    public void close() {
-        stop();
-    }
-
-    /**
-     * Stops the servers at the same time, each tree with its own grace, and returns when all are stopped: N
-     * replicas that ignore SIGTERM take one grace to stop, not N.
-     */
-    public static void stopAll(java.util.List<ServerHandle> handles) {
-        if (handles.size() == 1) {
-            handles.getFirst().stop();
-            return;
-        }
-        java.util.List<Thread> stoppers = new java.util.ArrayList<>();
-        for (ServerHandle handle : handles) {
-            // Platform threads: this runs in the shutdown hook too, where nothing else is certain to make progress.
-            stoppers.add(Thread.ofPlatform().name("tether-stop-" + handle.lease().id()).start(handle::stop));
-        }
-        for (Thread stopper : stoppers) {
-            boolean interrupted = false;
-            while (true) {
-                try {
-                    stopper.join();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true;   // a stop is never abandoned half way
-                }
-            }
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
-        }
     }
 
     @Override

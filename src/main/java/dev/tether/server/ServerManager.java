@@ -47,7 +47,10 @@ import java.util.concurrent.TimeoutException;
  * stop the server, so the server goes even if this JVM is killed with SIGKILL. A shutdown hook stops
  * the servers on SIGINT and SIGTERM.
  */
-public final class ServerManager implements AutoCloseable {
+public final class ServerManager implements ServerBackend {
+    /** The lease {@code backend} of servers run by this class: on this machine, each under its own shim. */
+    public static final String BACKEND = "local";
+
     /**
      * The shim's JVM: small and quick to start (BENCHMARKS.md); the JVM's own warnings go to stderr (the
      * shim's log), never into stdout, which is the shim's report channel. {@link ShimCache} adds its AOT cache.
@@ -93,6 +96,12 @@ public final class ServerManager implements AutoCloseable {
      * that port, reaps an orphan left there by a dead tether, refuses a foreign listener, and otherwise
      * starts one and waits until it is ready.
      */
+    @Override
+    public String name() {
+        return BACKEND;
+    }
+
+    @Override
     public ServerHandle start(ServerSpec spec) throws ServerStartException, ForeignPortException, PortInUseException {
         long deadline = System.nanoTime() + spec.profile().startupTimeout().toNanos();
         while (true) {
@@ -144,6 +153,9 @@ public final class ServerManager implements AutoCloseable {
                 List<Lease> live = new ArrayList<>();
                 LeaseStore.Scan scan = store.scan();
                 for (Lease lease : scan.leases()) {
+                    if (!BACKEND.equals(lease.backend())) {
+                        continue;   // another backend's server (a cluster job): not this machine's processes to judge
+                    }
                     if (lease.isOrphan()) {
                         reapLease(lease);
                     } else {
@@ -250,7 +262,7 @@ public final class ServerManager implements AutoCloseable {
         Path log = home.logs().resolve(id + ".log");
         return new Lease(id, spec.model(), spec.profile().name(), spec.argv(port), spec.host(), port,
                 spec.profile().healthPath(), null, 0, self, null, Set.of(), log.toString(), Instant.now(),
-                spec.grace().toMillis(), Lease.State.STARTING, spec.placement().equals(Placement.SINGLE) ? null : spec.placement());
+                spec.grace().toMillis(), Lease.State.STARTING, spec.placement().equals(Placement.SINGLE) ? null : spec.placement(), BACKEND);
     }
 
     private static String leaseId() {
@@ -418,6 +430,7 @@ public final class ServerManager implements AutoCloseable {
     }
 
     /** Every lease, live or orphaned. */
+    @Override
     public List<Lease> leases() {
         return store.list();
     }
@@ -431,6 +444,7 @@ public final class ServerManager implements AutoCloseable {
      * the tree and removes the lease — its owner notices the shim's report and ends its run; if the
      * shim is gone, the tree is stopped from here.
      */
+    @Override
     public String stop(Lease lease) {
         for (ServerHandle handle : owned) {
             if (handle.lease().id().equals(lease.id())) {
@@ -454,13 +468,14 @@ public final class ServerManager implements AutoCloseable {
      * Stops every server whose owner and shim are both gone, damaged leases included (what they still
      * identify); returns the leases reaped (a damaged one as its salvaged lease).
      */
+    @Override
     public List<Lease> reap() {
         try {
             return store.locked(() -> {
                 List<Lease> reaped = new ArrayList<>();
                 LeaseStore.Scan scan = store.scan();
                 for (Lease lease : scan.leases()) {
-                    if (lease.isOrphan()) {
+                    if (BACKEND.equals(lease.backend()) && lease.isOrphan()) {
                         reapLease(lease);
                         reaped.add(lease);
                     }
@@ -555,13 +570,14 @@ public final class ServerManager implements AutoCloseable {
 
     private void stopAll() {
         closing = true;
-        ServerHandle.stopAll(new ArrayList<>(owned));
+        RunningServer.stopAll(new ArrayList<>(owned));
     }
 
     /**
      * This manager is stopping its servers (close, or the shutdown hook after Ctrl-C or SIGTERM): a
      * server that ends now is not to be restarted.
      */
+    @Override
     public boolean closing() {
         return closing;
     }

@@ -232,4 +232,34 @@ class LeaseStoreTest {
         assertThat(base.membership().leaseId()).isEqualTo("o1");
         assertThat(base.membership().pgid()).isEqualTo(4_000_001);
     }
+
+    @Test
+    void aLeaseFileWithoutBackendOrPlacementIsALoneLocalServer() throws Exception {
+        Lease written = lease("old1", 8002, Instant.now());
+        store.write(written);
+        // A lease file as tether wrote it before pools and backends existed: neither field.
+        Path file = store.path("old1");
+        com.fasterxml.jackson.databind.node.ObjectNode json = (com.fasterxml.jackson.databind.node.ObjectNode)
+                new com.fasterxml.jackson.databind.ObjectMapper().readTree(java.nio.file.Files.readString(file));
+        json.remove("backend");
+        json.remove("placement");
+        java.nio.file.Files.writeString(file, json.toString());
+        Lease read = store.read("old1").orElseThrow();
+        assertThat(read.backend()).isEqualTo(ServerManager.BACKEND);
+        assertThat(read.placement()).isNull();
+        assertThat(read.replicated()).isFalse();
+    }
+
+    @Test
+    void anOrphanOfAnotherBackendIsNotReapedHere() throws Exception {
+        Lease cluster = new Lease("job1", "m", "command", List.of("srv"), "h", 1, null, null, 0, dead(4_000_020), dead(4_000_021),
+                Set.of(), null, Instant.now(), 0, Lease.State.READY, new Placement("pabc", 1, 2, java.util.Map.of()), "slurm");
+        store.write(cluster);
+        assertThat(store.read("job1").orElseThrow()).isEqualTo(cluster);
+        assertThat(cluster.isOrphan()).as("by this machine's processes").isTrue();
+        try (ServerManager manager = new ServerManager(home, ServerEvents.NONE)) {
+            assertThat(manager.reap()).as("the local backend judges only its own leases").isEmpty();
+            assertThat(manager.leases()).contains(cluster);
+        }
+    }
 }
