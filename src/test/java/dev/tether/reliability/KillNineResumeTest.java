@@ -214,8 +214,10 @@ class KillNineResumeTest {
         }
         Files.writeString(input, lines);
         Path output = dir.resolve("gens-" + round + ".jsonl");
+        // Two replicas (issue 11): a kill -9 must take both trees with it, and the resume must not mind which wrote what.
         return new Workload("prompts", List.of("run", "--task", "prompts", "--model", "tiny", "--port", "auto",
-                "--max-tokens", "48", "--input", input.toString(), "--output", output.toString()), output, null, N);
+                "--replicas", "2", "--max-tokens", "48", "--input", input.toString(), "--output", output.toString()),
+                output, null, N);
     }
 
     private static String keyOf(Workload work, JsonNode record) {
