@@ -1,5 +1,8 @@
 package dev.tether.cli;
 
+import dev.tether.client.ReplicaProxy;
+import java.io.IOException;
+import java.net.URI;
 import dev.tether.proc.SpawnException;
 import dev.tether.proc.Spawner;
 import dev.tether.proc.StopReport;
@@ -130,9 +133,52 @@ final class ExecCommand implements Callable<Integer> {
         ExecEvents events = new ExecEvents(new ConsoleEvents(err));
         try (ServerManager manager = new ServerManager(home, events)) {
             List<ServerHandle> servers = startAll(manager, specs);
-            Map<String, String> env = environment(servers);
-            List<String> argv = substitute(command, servers.getFirst());
-            return runJob(home, argv, env, servers.getFirst().model(), events, () -> servers.forEach(this::watch));
+            Map<String, Front> fronts = new LinkedHashMap<>();
+            try {
+                for (var group : byModel(servers).entrySet()) {
+                    fronts.put(group.getKey(), Front.of(group.getValue()));
+                }
+                Map<String, String> env = environment(servers, fronts);
+                Front first = fronts.values().iterator().next();
+                List<String> argv = substitute(command, first.url(), first.port(), servers.getFirst().model());
+                return runJob(home, argv, env, servers.getFirst().model(), events, () -> servers.forEach(this::watch));
+            } finally {
+                fronts.values().forEach(Front::close);
+            }
+        }
+    }
+
+    /** A model's servers, in start order ("" for a server without a model). */
+    private static Map<String, List<ServerHandle>> byModel(List<ServerHandle> servers) {
+        Map<String, List<ServerHandle>> groups = new LinkedHashMap<>();
+        for (ServerHandle s : servers) {
+            groups.computeIfAbsent(s.model() == null ? "" : s.model(), m -> new ArrayList<>()).add(s);
+        }
+        return groups;
+    }
+
+    /**
+     * The one URL a job is given for a model: its server's, or, for replicas, a {@link ReplicaProxy} in front of
+     * them (in this JVM, on loopback) that spreads the job's requests over the pool.
+     */
+    private record Front(String url, int port, ReplicaProxy proxy) implements AutoCloseable {
+        static Front of(List<ServerHandle> replicas) {
+            if (replicas.size() == 1) {
+                return new Front(replicas.getFirst().baseUrl(), replicas.getFirst().port(), null);
+            }
+            try {
+                ReplicaProxy proxy = ReplicaProxy.start(replicas.stream().map(ServerHandle::baseUrl).toList());
+                return new Front(proxy.baseUrl(), URI.create(proxy.baseUrl()).getPort(), proxy);
+            } catch (IOException e) {
+                throw new CliError(ExitCode.JOB_FAILED, "cannot open the replicas' proxy on loopback: " + e.getMessage(), e);
+            }
+        }
+
+        @Override
+        public void close() {
+            if (proxy != null) {
+                proxy.close();
+            }
         }
     }
 
@@ -268,39 +314,34 @@ final class ExecCommand implements Callable<Integer> {
         return model.toUpperCase(Locale.ROOT).replaceAll("[^A-Z0-9]", "_");
     }
 
-    private static Map<String, String> environment(List<ServerHandle> servers) {
+    private static Map<String, String> environment(List<ServerHandle> servers, Map<String, Front> fronts) {
         ServerHandle first = servers.getFirst();
+        Front front = fronts.values().iterator().next();
         Map<String, String> env = new LinkedHashMap<>();
-        env.put("OPENAI_BASE_URL", first.baseUrl() + "/v1");
-        env.put("OPENAI_API_BASE", first.baseUrl() + "/v1");
+        env.put("OPENAI_BASE_URL", front.url() + "/v1");
+        env.put("OPENAI_API_BASE", front.url() + "/v1");
         String key = System.getenv("OPENAI_API_KEY");
         env.put("OPENAI_API_KEY", key == null || key.isEmpty() ? "tether" : key);
-        env.put("TETHER_URL", first.baseUrl());
-        env.put("TETHER_PORT", String.valueOf(first.port()));
+        env.put("TETHER_URL", front.url());
+        env.put("TETHER_PORT", String.valueOf(front.port()));
         if (first.model() != null) {
             env.put("TETHER_MODEL", first.model());
         }
-        // Replicas: TETHER_URL (and OPENAI_BASE_URL) name the first one; TETHER_URLS names all of the first model's, and
-        // TETHER_URLS_NAME each model's, for a job that spreads its requests itself.
-        Map<String, List<String>> urlsByModel = new LinkedHashMap<>();
-        for (ServerHandle s : servers) {
-            urlsByModel.computeIfAbsent(s.model() == null ? "" : s.model(), m -> new ArrayList<>()).add(s.baseUrl());
-            if (s.model() != null && !env.containsKey("TETHER_URL_" + envName(s.model()))) {
-                env.put("TETHER_URL_" + envName(s.model()), s.baseUrl());
-                env.put("TETHER_PORT_" + envName(s.model()), String.valueOf(s.port()));
+        // With replicas, TETHER_URL (and OPENAI_BASE_URL, {url}) is the proxy in front of them; TETHER_URLS names the
+        // first model's replicas themselves, TETHER_URLS_NAME each model's, for a job that spreads its requests itself.
+        for (var e : byModel(servers).entrySet()) {
+            List<String> urls = e.getValue().stream().map(ServerHandle::baseUrl).toList();
+            if (e.getValue().getFirst() == first) {
+                env.put("TETHER_URLS", String.join(",", urls));
             }
-        }
-        env.put("TETHER_URLS", String.join(",", urlsByModel.get(first.model() == null ? "" : first.model())));
-        for (var e : urlsByModel.entrySet()) {
             if (!e.getKey().isEmpty()) {
-                env.put("TETHER_URLS_" + envName(e.getKey()), String.join(",", e.getValue()));
+                Front f = fronts.get(e.getKey());
+                env.put("TETHER_URL_" + envName(e.getKey()), f.url());
+                env.put("TETHER_PORT_" + envName(e.getKey()), String.valueOf(f.port()));
+                env.put("TETHER_URLS_" + envName(e.getKey()), String.join(",", urls));
             }
         }
         return env;
-    }
-
-    static List<String> substitute(List<String> argv, ServerHandle first) {
-        return substitute(argv, first.baseUrl(), first.port(), first.model());
     }
 
     static List<String> substitute(List<String> argv, String baseUrl, int port, String model) {

@@ -220,16 +220,37 @@ class ReplicasTest {
     }
 
     @Test
-    void execGetsEveryReplicaInTetherUrls() throws Exception {
+    void execGivesTheJobOneUrlThatSpreadsOverTheReplicasAndEachReplicaInTetherUrls() throws Exception {
         Path seen = dir.resolve("seen.txt");
+        Path stream = dir.resolve("stream.txt");
+        // The job: 10 requests to OPENAI_BASE_URL (the proxy), one streamed, then each replica's own request count.
+        String job = "for i in 1 2 3 4 5 6 7 8 9 10; do curl -sf \"$OPENAI_BASE_URL/completions\" -H 'Content-Type: application/json' "
+                + "-d '{\"model\":\"m\",\"prompt\":\"hi\"}' >/dev/null || exit 9; done; "
+                + "curl -sfN \"$OPENAI_BASE_URL/completions\" -d '{\"model\":\"m\",\"prompt\":\"hi\",\"stream\":true}' > " + stream + " || exit 8; "
+                + "echo \"$TETHER_URLS|$OPENAI_BASE_URL|$TETHER_URL_M\" > " + seen + "; "
+                + "for u in $(echo $TETHER_URLS | tr , ' '); do curl -sf $u/stats >> " + seen + "; echo >> " + seen + "; done";
         var result = TetherCli.run(tethers.home(), "exec", "--model", "m", "--command", flaky(), "--replicas", "2", "--",
-                "/bin/sh", "-c", "echo \"$TETHER_URLS|$OPENAI_BASE_URL\" > " + seen);
+                "/bin/sh", "-c", job);
         assertThat(result.exitCode()).as(result.err()).isZero();
-        String[] parts = Files.readString(seen).strip().split("\\|");
+        List<String> lines = Files.readAllLines(seen);
+        String[] parts = lines.getFirst().split("\\|");
         String[] urls = parts[0].split(",");
         assertThat(urls).hasSize(2).allSatisfy(u -> assertThat(u).startsWith("http://127.0.0.1:"));
         assertThat(Set.of(urls)).hasSize(2);
-        assertThat(parts[1]).isEqualTo(urls[0] + "/v1");
+        assertThat(parts[1]).as("the job's one URL is the proxy, not a replica").endsWith("/v1")
+                .isNotIn(urls[0] + "/v1", urls[1] + "/v1");
+        assertThat(parts[2] + "/v1").isEqualTo(parts[1]);
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        List<Integer> served = lines.subList(1, 3).stream().map(l -> {
+            try {
+                return json.readTree(l).get("requests").asInt();
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }).toList();
+        assertThat(served).as("both replicas answered the job's requests").allSatisfy(n -> assertThat(n).isPositive());
+        assertThat(served.get(0) + served.get(1)).isEqualTo(11);
+        assertThat(Files.readString(stream)).contains("data: ").contains("data: [DONE]");
         assertThat(leases(tethers.home())).isEmpty();
     }
 
