@@ -3,8 +3,6 @@ package dev.tether.server;
 import dev.tether.proc.Membership;
 import dev.tether.proc.Poll;
 import dev.tether.proc.PortListeners;
-import dev.tether.proc.ProcFs;
-import dev.tether.proc.ProcStat;
 import dev.tether.proc.ProcessIdentity;
 import dev.tether.proc.ProcessTree;
 import dev.tether.proc.Signal;
@@ -14,29 +12,23 @@ import dev.tether.proc.Spawned;
 import dev.tether.proc.Spawner;
 import dev.tether.proc.StopReport;
 import dev.tether.proc.TreeStopper;
-import java.io.IOException;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * Starts, reuses, stops and reaps model servers (DESIGN 3). Usable as a library:
+ * The local {@link ServerBackend}: starts, reuses, stops and reaps model servers on this machine (DESIGN 3).
+ * Usable as a library:
  * <pre>
  * try (var manager = new ServerManager(TetherHome.fromEnvironment(), ServerEvents.NONE);
  *      var server = manager.start(spec)) {
@@ -46,6 +38,10 @@ import java.util.concurrent.TimeoutException;
  * Every server runs under its own {@link Shim}; this JVM holds the pipe whose closing makes the shim
  * stop the server, so the server goes even if this JVM is killed with SIGKILL. A shutdown hook stops
  * the servers on SIGINT and SIGTERM.
+ *
+ * <p>Its parts: {@link PortClaims} decides what is on a port and writes the lease before anything is spawned;
+ * this class launches the shim and waits until the server is ready ({@link ReadyWait}); {@link Reaper} stops
+ * orphans and what damaged leases identify; {@link LeaseText} says what a lease is.
  */
 public final class ServerManager implements ServerBackend {
     /** The lease {@code backend} of servers run by this class: on this machine, each under its own shim. */
@@ -60,12 +56,13 @@ public final class ServerManager implements ServerBackend {
             "-Xms8m", "-Xmx64m", "-Xss512k", "-XX:-UsePerfData", "-Xlog:disable", "-Xlog:all=warning:stderr");
     /** How long a shim may take to come up and spawn the server. */
     private static final Duration SHIM_START = Duration.ofSeconds(60);
-    private static final int LOG_TAIL_LINES = 40;
 
     private final TetherHome home;
     private final LeaseStore store;
     private final ServerEvents events;
     private final ShimCache shimCache;
+    private final Reaper reaper;
+    private final PortClaims claims;
     private final ProcessIdentity self = ProcessIdentity.current();
     private final List<ServerHandle> owned = new CopyOnWriteArrayList<>();
     private final Thread shutdownHook = new Thread(this::stopAll, "tether-stop-servers");
@@ -77,6 +74,8 @@ public final class ServerManager implements ServerBackend {
         this.store = new LeaseStore(home);
         this.events = events == null ? ServerEvents.NONE : events;
         this.shimCache = ShimCache.forThisTether();
+        this.reaper = new Reaper(this.home, store, this.events);
+        this.claims = new PortClaims(this.home, store, reaper, self);
     }
 
     ShimCache shimCache() {
@@ -105,11 +104,11 @@ public final class ServerManager implements ServerBackend {
     public ServerHandle start(ServerSpec spec) throws ServerStartException, ForeignPortException, PortInUseException {
         long deadline = System.nanoTime() + spec.profile().startupTimeout().toNanos();
         while (true) {
-            Claim claim = claim(spec);
-            if (claim.fresh) {
-                return launch(spec, claim.lease);
+            PortClaims.Claim claim = claims.claim(spec);
+            if (claim.fresh()) {
+                return launch(spec, claim.lease());
             }
-            Lease other = claim.lease;
+            Lease other = claim.lease();
             if (other.state() == Lease.State.READY && healthy(other)) {
                 events.reusing(other, ServerSpec.baseUrl(other.host(), other.port()));
                 return new ServerHandle(this, spec, other, null);
@@ -134,74 +133,22 @@ public final class ServerManager implements ServerBackend {
 
     /** Starts a server that this process will own, on the spec's port (used by restart). */
     ServerHandle launchOwned(ServerSpec spec) throws ServerStartException, ForeignPortException, PortInUseException {
-        Claim claim = claim(spec);
-        if (!claim.fresh) {
+        PortClaims.Claim claim = claims.claim(spec);
+        if (!claim.fresh()) {
             throw new PortInUseException("port " + spec.port() + " was taken by tether pid "
-                    + claim.lease.owner().pid() + " during the restart");
+                    + claim.lease().owner().pid() + " during the restart");
         }
-        return launch(spec, claim.lease);
+        return launch(spec, claim.lease());
     }
 
-    private record Claim(Lease lease, boolean fresh) {}
-
-    /** Under the store's lock: decide what is on the port and, if it is free, write our lease for it. */
-    private Claim claim(ServerSpec spec) throws ForeignPortException, PortInUseException {
-        try {
-            return store.locked(() -> {
-                // Every orphan is reaped here, whatever its port: DESIGN 5 asks it of the port's next user, but
-                // with --port auto no start would ever look at an orphan's port, and dead runs would pile up.
-                List<Lease> live = new ArrayList<>();
-                LeaseStore.Scan scan = store.scan();
-                for (Lease lease : scan.leases()) {
-                    if (!BACKEND.equals(lease.backend())) {
-                        continue;   // another backend's server (a cluster job): not this machine's processes to judge
-                    }
-                    if (lease.isOrphan()) {
-                        reapLease(lease);
-                    } else {
-                        live.add(lease);
-                    }
-                }
-                reapDamaged(scan.damaged());
-                int port = spec.port();
-                if (port == ServerSpec.AUTO_PORT) {
-                    port = pickFreePort(spec.host());
-                } else {
-                    for (Lease lease : live) {
-                        if (lease.port() != port) {
-                            continue;
-                        }
-                        if (!sameServer(lease, spec, port)) {
-                            throw new PortInUseException("port " + port + ": another server (" + describe(lease)
-                                    + ") is already running there, managed by tether pid " + lease.owner().pid()
-                                    + "; use --port auto, or `tether stop --port " + port + "`");
-                        }
-                        return new Claim(lease, false);
-                    }
-                    reapUnleasedListeners(port);
-                }
-                Lease lease = newLease(spec, port);
-                store.write(lease);
-                return new Claim(lease, true);
-            });
-        } catch (ForeignPortException | PortInUseException | RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
-    /** Reusable only if it is the very command we would run: same model, profile and argv. */
-    private static boolean sameServer(Lease lease, ServerSpec spec, int port) {
-        return java.util.Objects.equals(lease.model(), spec.model())
-                && java.util.Objects.equals(lease.profile(), spec.profile().name())
-                && lease.argv().equals(spec.argv(port));
-    }
-
-    /** "model M, profile P" or, for a bare command, the command itself. */
+    /** "model M, profile P" or, for a bare command, the command itself ({@link LeaseText#describe}). */
     public static String describe(Lease lease) {
-        return lease.model() != null ? "model " + lease.model() + ", profile " + lease.profile()
-                : "command: " + String.join(" ", lease.argv());
+        return LeaseText.describe(lease);
+    }
+
+    /** The last lines of a server's log, for errors ({@link LeaseText#logTail}). */
+    public static String logTail(Lease lease) {
+        return LeaseText.logTail(lease);
     }
 
     private boolean healthy(Lease lease) {
@@ -212,63 +159,6 @@ public final class ServerManager implements ServerBackend {
         String path = lease.healthPath();
         return path == null ? Readiness.listening(lease.port())
                 : Readiness.http(ServerSpec.baseUrl(lease.host(), lease.port()) + path);
-    }
-
-    /**
-     * A listener on the port with no lease: a process carrying the marker of a lease that no longer
-     * exists is an orphan and is reaped; anything else is foreign and stops the start.
-     */
-    private void reapUnleasedListeners(int port) throws ForeignPortException, PortInUseException {
-        PortInspector inspector = new PortInspector(home);
-        for (PortInspector.Holder holder : inspector.holders(port)) {
-            if (holder.ownership() == PortInspector.Ownership.FOREIGN) {
-                throw new ForeignPortException(port, holder, false);
-            }
-            if (holder.ownership() == PortInspector.Ownership.DAMAGED) {
-                // Damaged leases of dead tethers were reaped just before: this one's tether or shim lives.
-                throw new PortInUseException("port " + port + ": held by pid " + holder.identity().pid()
-                        + " of a tether-managed server whose lease file " + store.path(holder.leaseId().orElseThrow())
-                        + " is damaged; `tether stop --port " + port + "` stops it, or use --port auto");
-            }
-            if (holder.ownership() == PortInspector.Ownership.ORPHAN) {
-                String id = holder.leaseId().orElseThrow();
-                int pgid = ProcFs.stat(holder.identity().pid()).map(ProcStat::pgrp).orElse(0);
-                Lease ghost = new Lease(id, null, "?", List.of(holder.command()), "", port, null, null, pgid, null, null,
-                        Set.of(holder.identity()), null, null, 0, Lease.State.READY);
-                reapLease(ghost);
-            }
-        }
-    }
-
-    private int pickFreePort(String host) throws IOException {
-        Set<Integer> leased = new java.util.HashSet<>();
-        store.list().forEach(l -> leased.add(l.port()));
-        for (int attempt = 0; attempt < 100; attempt++) {
-            try (ServerSocket probe = new ServerSocket()) {
-                probe.setReuseAddress(true);
-                probe.bind(new InetSocketAddress(InetAddress.getByName(ServerSpec.connectableHost(host)
-                        .replace("[", "").replace("]", "")), 0));
-                int port = probe.getLocalPort();
-                if (!leased.contains(port)) {
-                    return port;
-                }
-            }
-        }
-        throw new IOException("no free port found");
-    }
-
-    private Lease newLease(ServerSpec spec, int port) {
-        String id = leaseId();
-        Path log = home.logs().resolve(id + ".log");
-        return new Lease(id, spec.model(), spec.profile().name(), spec.argv(port), spec.host(), port,
-                spec.profile().healthPath(), null, 0, self, null, Set.of(), log.toString(), Instant.now(),
-                spec.grace().toMillis(), Lease.State.STARTING, spec.placement().equals(Placement.SINGLE) ? null : spec.placement(), BACKEND);
-    }
-
-    private static String leaseId() {
-        byte[] random = new byte[4];
-        ThreadLocalRandom.current().nextBytes(random);
-        return "t" + Long.toString(System.currentTimeMillis() / 1000 % 1_000_000, 36) + HexFormat.of().formatHex(random);
     }
 
     private ServerHandle launch(ServerSpec spec, Lease lease) throws ServerStartException, ForeignPortException {
@@ -376,19 +266,6 @@ public final class ServerManager implements ServerBackend {
         new ReadyWait(store, lease, connection).await(startup.minus(Duration.ofNanos(System.nanoTime() - t0)), startup);
     }
 
-    /** The last lines of a server's log (for errors). */
-    public static String logTail(Lease lease) {
-        if (lease.logPath() == null) {
-            return "";
-        }
-        try {
-            List<String> lines = Files.readAllLines(Path.of(lease.logPath()));
-            return String.join("\n", lines.subList(Math.max(0, lines.size() - LOG_TAIL_LINES), lines.size()));
-        } catch (IOException e) {
-            return "";
-        }
-    }
-
     /** Stops a server this process owns: through its shim, then checks (and finishes) the job itself. */
     String stopOwned(Lease lease, ShimConnection connection) {
         Duration grace = Duration.ofMillis(lease.graceMillis());
@@ -470,24 +347,7 @@ public final class ServerManager implements ServerBackend {
      */
     @Override
     public List<Lease> reap() {
-        try {
-            return store.locked(() -> {
-                List<Lease> reaped = new ArrayList<>();
-                LeaseStore.Scan scan = store.scan();
-                for (Lease lease : scan.leases()) {
-                    if (BACKEND.equals(lease.backend()) && lease.isOrphan()) {
-                        reapLease(lease);
-                        reaped.add(lease);
-                    }
-                }
-                reaped.addAll(reapDamaged(scan.damaged()));
-                return reaped;
-            });
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
-        }
+        return reaper.reapAll();
     }
 
     /** Lease files that do not parse, each with what could be salvaged from it. */
@@ -496,69 +356,12 @@ public final class ServerManager implements ServerBackend {
     }
 
     /**
-     * Damaged leases whose recorded tether and shim are both gone (or unreadable) are orphans: their trees
-     * are stopped as far as they can be identified and the files moved aside. The others are said, not touched.
-     */
-    private List<Lease> reapDamaged(List<LeaseStore.Damaged> damaged) {
-        List<Lease> reaped = new ArrayList<>();
-        for (LeaseStore.Damaged d : damaged) {
-            Lease l = d.salvaged();
-            if (l.isOrphan() && !shimRunsFor(d.id())) {
-                StopReport report = stopTree(d);
-                events.reapedDamaged(d, report, store.moveAside(d));
-                reaped.add(l);
-            } else {
-                events.waiting("lease file " + d.file() + " is damaged (" + d.problem() + "), but its "
-                        + (l.ownerAlive() ? "tether pid " + l.owner().pid() : l.shimAlive() ? "shim pid " + l.shim().pid() : "shim")
-                        + " is alive; left alone (`tether stop " + d.id() + "` stops it)");
-            }
-        }
-        return reaped;
-    }
-
-    /**
-     * Whether a live shim manages lease {@code id}: a damaged file may have lost its owner and shim fields,
-     * but a shim lives only as long as its tether (its watchdog), so while one runs for the id, the
-     * server is managed and must not be reaped (found by ReadyMeansOursTest: a lease cut in half made the
-     * next start reap a live tether's server).
-     */
-    private static boolean shimRunsFor(String id) {
-        String shimClass = Shim.class.getName();
-        for (int pid : ProcFs.pids()) {
-            String command = ProcFs.commandLine(pid);
-            if ((command.contains(shimClass) || command.contains(JobShim.class.getName())) && command.endsWith(" " + id)) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /**
      * Stops what a damaged lease still identifies (for {@code tether stop}, {@code tether port --kill}):
      * through its shim when a recorded shim lives, then every member found by the lease's marker, recorded
      * identities and group; moves the file aside. Never throws for what the file lacks.
      */
     public String stopDamaged(LeaseStore.Damaged damaged) {
-        StopReport report = stopTree(damaged);
-        Optional<Path> moved = store.moveAside(damaged);
-        return report.summary() + (moved.map(p -> "; damaged lease file moved to " + p)
-                .orElse(Files.exists(damaged.file()) ? "; the damaged lease file " + damaged.file() + " could not be moved" : ""));
-    }
-
-    private StopReport stopTree(LeaseStore.Damaged damaged) {
-        Lease l = damaged.salvaged();
-        Duration grace = Duration.ofMillis(l.graceMillis() > 0 ? l.graceMillis() : 10_000);
-        if (l.shimAlive() && Signaller.send(l.shim(), Signal.TERM) == Signaller.Outcome.SENT) {
-            Poll.until(() -> !l.shim().isAlive(), grace.plus(TreeStopper.KILL_WAIT).plusSeconds(5), Duration.ofMillis(20));
-        }
-        return TreeStopper.stop(new ProcessTree(l.membership()), grace, l.port());
-    }
-
-    private void reapLease(Lease lease) {
-        StopReport report = TreeStopper.stop(new ProcessTree(lease.membership()),
-                Duration.ofMillis(lease.graceMillis() > 0 ? lease.graceMillis() : 10_000), lease.port());
-        store.remove(lease.id());
-        events.reaped(lease, report);
+        return reaper.stopDamaged(damaged);
     }
 
     private synchronized void installHook() {
