@@ -66,6 +66,10 @@ final class Engine implements AutoCloseable {
     /** Token ids are 0 .. vocabulary-1 (a client's ids are checked: the binding aborts on one out of range). */
     final long vocabulary;
     private final LlamaModel model;
+    private final Path gguf;
+    private final int threads;
+    /** Made on the first request for logprobs (a second model handle and context); null until then. */
+    private Logprobs logprobs;
     /** Generations started and not finished: those beyond the slot count wait for one. */
     private final java.util.concurrent.atomic.AtomicInteger generating = new java.util.concurrent.atomic.AtomicInteger();
 
@@ -73,6 +77,8 @@ final class Engine implements AutoCloseable {
         this.servedName = servedName;
         this.slotContext = contextSize / parallel;
         this.slots = parallel;
+        this.gguf = gguf;
+        this.threads = threads;
         try {
             this.vocabulary = GgufMetadata.read(gguf).vocabularySize();
         } catch (IOException e) {
@@ -104,6 +110,23 @@ final class Engine implements AutoCloseable {
             }
         }
         return tokens.length == 0 ? "" : model.decode(tokens);
+    }
+
+    /** The logprobs path (see {@link LogitScorer}), set up on first use; a 400 saying why if it cannot be. */
+    synchronized Logprobs logprobs() {
+        if (logprobs == null) {
+            String dir = System.getProperty("de.kherud.llama.lib.path");
+            if (dir == null) {
+                throw ApiError.badRequest("logprobs are not available: the llama.cpp library's location is unknown");
+            }
+            try {
+                logprobs = new Logprobs(this, new LogitScorer(Path.of(dir, System.mapLibraryName("jllama")), gguf, slotContext,
+                        threads));
+            } catch (IllegalStateException e) {
+                throw ApiError.badRequest("logprobs are not available with this llama.cpp build: " + e.getMessage());
+            }
+        }
+        return logprobs;
     }
 
     /** Slots decoding now (an estimate from the requests in flight: the binding does not report its slots). */

@@ -231,7 +231,7 @@ final class OpenAiHandler extends Handler.Abstract {
         allowOnly(body, allowed, endpoint);
         requireServed(e, text(body, "model", true));
         refuseUnsupported(body, chat);
-        List<String> prompts = chat ? List.of(e.chatPrompt(messages(body))) : prompts(e, body);
+        List<Prompt> prompts = chat ? List.of(new Prompt(e.chatPrompt(messages(body)), null)) : prompts(e, body);
         boolean echo = !chat && body.path("echo").asBoolean(false);
         int maxTokens = integer(body, chat ? "max_completion_tokens" : "max_tokens",
                 integer(body, "max_tokens", chat ? Integer.MAX_VALUE : DEFAULT_MAX_TOKENS_COMPLETION));
@@ -246,7 +246,7 @@ final class OpenAiHandler extends Handler.Abstract {
             throw ApiError.badRequest("best_of is not supported (generating several and returning the best): "
                     + "leave it out, or equal to n");
         }
-        Engine.Request generation = new Engine.Request(prompts.getFirst(), maxTokens,
+        Engine.Request generation = new Engine.Request(prompts.getFirst().text(), maxTokens,
                 (float) range(body, "temperature", 1.0, 0, 2), (float) range(body, "top_p", 1.0, 0, 1), stops(body),
                 body.has("seed") ? integer(body, "seed", 0) : null, sampling(e, body));
         boolean stream = body.path("stream").asBoolean(false);
@@ -262,6 +262,18 @@ final class OpenAiHandler extends Handler.Abstract {
         }
         String id = (chat ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "").substring(0, 24);
         long created = System.currentTimeMillis() / 1000;
+        Integer topLogprobs = logprobsWanted(body, chat);
+        if (topLogprobs != null) {
+            if (stream) {
+                throw ApiError.badRequest("logprobs with stream: true are not supported; leave out stream to get them");
+            }
+            if (!generation.sampling().equals(Engine.Sampling.NONE)) {
+                throw ApiError.badRequest("with logprobs, only temperature, top_p, seed, stop, n, echo and max_tokens apply: "
+                        + "leave out response_format, logit_bias, penalties, top_k and min_p");
+            }
+            withLogprobs(e, prompts, generation, n, echo, chat, topLogprobs, id, created, response, callback);
+            return;
+        }
         if (stream) {
             if (n != 1 || prompts.size() != 1) {
                 throw ApiError.badRequest("stream: true takes one prompt and n = 1 (send several requests to stream several)");
@@ -275,7 +287,8 @@ final class OpenAiHandler extends Handler.Abstract {
         int promptTokens = 0;
         int completionTokens = 0;
         // OpenAI's order: prompt i's choices are indices i*n .. i*n+n-1.
-        for (String prompt : prompts) {
+        for (Prompt p : prompts) {
+            String prompt = p.text();
             Engine.Request forPrompt = generation.withPrompt(prompt);
             for (int j = 0; j < n; j++) {
                 Engine.Request each = forPrompt.seed() == null || j == 0 ? forPrompt : forPrompt.withSeed(forPrompt.seed() + j);
@@ -299,17 +312,111 @@ final class OpenAiHandler extends Handler.Abstract {
         sendJson(response, callback, 200, out);
     }
 
+    private static final int MAX_TOP_LOGPROBS = 20;
+
+    /** How many alternatives per token a request wants with its logprobs, or null for no logprobs. */
+    private static Integer logprobsWanted(JsonNode body, boolean chat) {
+        if (chat) {
+            boolean wanted = body.path("logprobs").asBoolean(false);
+            if (body.hasNonNull("top_logprobs") && !wanted) {
+                throw ApiError.badRequest("top_logprobs needs logprobs: true");
+            }
+            if (!wanted) {
+                return null;
+            }
+            int top = integer(body, "top_logprobs", 0);
+            if (top < 0 || top > MAX_TOP_LOGPROBS) {
+                throw ApiError.badRequest("top_logprobs must be from 0 to " + MAX_TOP_LOGPROBS);
+            }
+            return top;
+        }
+        if (!body.hasNonNull("logprobs")) {
+            return null;
+        }
+        int top = integer(body, "logprobs", 0);   // even 0 asks for the chosen tokens' logprobs
+        if (top < 0 || top > MAX_TOP_LOGPROBS) {
+            throw ApiError.badRequest("logprobs must be from 0 to " + MAX_TOP_LOGPROBS);
+        }
+        return top;
+    }
+
+    /** The logprobs path (see {@link Logprobs}): OpenAI's completion and chat shapes of token logprobs. */
+    private void withLogprobs(Engine e, List<Prompt> prompts, Engine.Request generation, int n, boolean echo, boolean chat,
+                              int top, String id, long created, Response response, Callback callback) {
+        Logprobs scorer = e.logprobs();
+        ObjectNode out = header(chat ? "chat.completion" : "text_completion", id, created, e.servedName);
+        ArrayNode choices = out.putArray("choices");
+        int promptTokens = 0;
+        int completionTokens = 0;
+        for (Prompt p : prompts) {
+            int[] tokens = p.tokens(e);
+            for (int j = 0; j < n; j++) {
+                Integer seed = generation.seed() == null ? null : generation.seed() + j;
+                Logprobs.Scored r = scorer.run(tokens, echo, new Logprobs.Settings(generation.maxTokens(),
+                        generation.temperature(), generation.topP(), seed, generation.stop(), top));
+                metrics.generated(j == 0 ? r.promptTokens() : 0, r.completion().size());
+                if (j == 0) {
+                    promptTokens += r.promptTokens();
+                }
+                completionTokens += r.completion().size();
+                ObjectNode choice = choices.addObject().put("index", choices.size() - 1);
+                if (chat) {
+                    choice.putObject("message").put("role", "assistant").put("content", r.text());
+                    ObjectNode logprobs = choice.putObject("logprobs");
+                    ArrayNode content = logprobs.putArray("content");
+                    for (Logprobs.Token t : r.completion()) {
+                        ObjectNode entry = chatToken(content.addObject(), t.piece(), t.logprob());
+                        ArrayNode alternatives = entry.putArray("top_logprobs");
+                        t.top().forEach(a -> chatToken(alternatives.addObject(), a.piece(), a.logprob()));
+                    }
+                    logprobs.putNull("refusal");
+                } else {
+                    choice.put("text", echo ? p.text() + r.text() : r.text());
+                    ObjectNode logprobs = choice.putObject("logprobs");
+                    ArrayNode pieces = logprobs.putArray("tokens");
+                    ArrayNode values = logprobs.putArray("token_logprobs");
+                    ArrayNode tops = logprobs.putArray("top_logprobs");
+                    ArrayNode offsets = logprobs.putArray("text_offset");
+                    int offset = 0;
+                    List<Logprobs.Token> all = new ArrayList<>(r.prompt());
+                    all.addAll(r.completion());
+                    for (Logprobs.Token t : all) {
+                        pieces.add(t.piece());
+                        offsets.add(offset);
+                        offset += t.piece().length();
+                        if (t.logprob() == null) {
+                            values.addNull();
+                            tops.addNull();
+                        } else {
+                            values.add(t.logprob());
+                            ObjectNode alternatives = tops.addObject();
+                            // Two tokens with the same text (a byte and a merge) keep the likelier one, as a JSON key must be unique.
+                            t.top().forEach(a -> {
+                                if (!alternatives.has(a.piece())) {
+                                    alternatives.put(a.piece(), a.logprob());
+                                }
+                            });
+                        }
+                    }
+                }
+                choice.put("finish_reason", r.finishReason());
+            }
+        }
+        usage(out, promptTokens, completionTokens);
+        sendJson(response, callback, 200, out);
+    }
+
+    private static ObjectNode chatToken(ObjectNode node, String piece, float logprob) {
+        node.put("token", piece).put("logprob", logprob);
+        ArrayNode bytes = node.putArray("bytes");
+        for (byte b : piece.getBytes(StandardCharsets.UTF_8)) {
+            bytes.add(b & 0xff);
+        }
+        return node;
+    }
+
     /** Fields that are known but not honoured here: a clear 400 each, with why. */
     private static void refuseUnsupported(JsonNode body, boolean chat) {
-        boolean wantsLogprobs = chat ? body.path("logprobs").asBoolean(false) || body.hasNonNull("top_logprobs")
-                : body.hasNonNull("logprobs");   // even 0 asks for the chosen tokens' logprobs
-        if (wantsLogprobs) {
-            // de.kherud:llama 4.2.0's JNI code reads token probabilities under keys ("probs", "tok_str") that its
-            // bundled llama.cpp no longer writes: asking for any aborts the whole process (a GGML_ASSERT in json.hpp).
-            throw ApiError.badRequest("logprobs are not supported by tether's embedded engine: its llama.cpp binding "
-                    + "(de.kherud:llama 4.2.0) crashes when asked for token probabilities; use --profile llama-server or vllm "
-                    + "for logprobs");
-        }
         if (body.hasNonNull("suffix") && !body.get("suffix").asText().isEmpty()) {
             throw ApiError.badRequest("suffix (fill-in-the-middle) is not supported by tether's embedded engine");
         }
@@ -494,31 +601,40 @@ final class OpenAiHandler extends Handler.Abstract {
      * array of token ids, or an array of such arrays (token ids are turned back into text, which the engine
      * reads again).
      */
-    private static List<String> prompts(Engine e, JsonNode body) {
+    /** A completion prompt: its text, and its token ids when the client sent ids (kept as sent for logprobs). */
+    private record Prompt(String text, int[] ids) {
+        int[] tokens(Engine e) {
+            return ids != null ? ids : e.tokenize(text);
+        }
+    }
+
+    private static List<Prompt> prompts(Engine e, JsonNode body) {
         JsonNode node = body.get("prompt");
         if (node == null || node.isNull()) {
             throw ApiError.badRequest("'prompt' is required");
         }
         if (node.isTextual()) {
-            return List.of(node.asText());
+            return List.of(new Prompt(node.asText(), null));
         }
         if (!node.isArray() || node.isEmpty()) {
             throw ApiError.badRequest("'prompt' must be a string, an array of strings, or token ids (an array of integers, "
                     + "or an array of such arrays), and not empty");
         }
         if (node.get(0).isIntegralNumber()) {
-            return List.of(e.detokenize(tokenIds(node, "prompt")));
+            int[] ids = tokenIds(node, "prompt");
+            return List.of(new Prompt(e.detokenize(ids), ids));
         }
         if (node.size() > MAX_PROMPTS) {
             throw ApiError.badRequest("at most " + MAX_PROMPTS + " prompts per request, not " + node.size());
         }
-        List<String> prompts = new ArrayList<>();
+        List<Prompt> prompts = new ArrayList<>();
         for (int i = 0; i < node.size(); i++) {
             JsonNode p = node.get(i);
             if (p.isTextual()) {
-                prompts.add(p.asText());
+                prompts.add(new Prompt(p.asText(), null));
             } else if (p.isArray() && !p.isEmpty()) {
-                prompts.add(e.detokenize(tokenIds(p, "prompt[" + i + "]")));
+                int[] ids = tokenIds(p, "prompt[" + i + "]");
+                prompts.add(new Prompt(e.detokenize(ids), ids));
             } else {
                 throw ApiError.badRequest("prompt[" + i + "] must be a string or a non-empty array of token ids");
             }

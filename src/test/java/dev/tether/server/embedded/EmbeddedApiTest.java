@@ -303,6 +303,102 @@ class EmbeddedApiTest {
         }
     }
 
+    private static List<Integer> ints(JsonNode array) {
+        List<Integer> out = new ArrayList<>();
+        array.forEach(t -> out.add(t.asInt()));
+        return out;
+    }
+
+    @Test
+    void greedyTextWithLogprobsIsTheEnginesOwnGreedyText() throws Exception {
+        // The logprobs path computes logits itself (llama.cpp's C API through FFM): at temperature 0 it must pick
+        // exactly the tokens the engine picks, or its logits are not the model's.
+        for (String prompt : List.of("Once upon a time", "The capital of France is", "1, 2, 3,")) {
+            Map<String, Object> request = Map.of("model", "tiny", "prompt", prompt, "max_tokens", 12, "temperature", 0);
+            String plain = postOk("/v1/completions", request).get("choices").get(0).get("text").asText();
+            Map<String, Object> scored = new java.util.HashMap<>(request);
+            scored.put("logprobs", 3);
+            JsonNode choice = postOk("/v1/completions", scored).get("choices").get(0);
+            assertThat(choice.get("text").asText()).as(prompt).isEqualTo(plain);
+            JsonNode logprobs = choice.get("logprobs");
+            assertThat(logprobs.get("tokens")).hasSize(12);
+            for (int i = 0; i < 12; i++) {
+                double chosen = logprobs.get("token_logprobs").get(i).asDouble();
+                JsonNode top = logprobs.get("top_logprobs").get(i);
+                assertThat(chosen).isLessThanOrEqualTo(0);
+                assertThat(top.size()).isBetween(1, 3);
+                // Greedy: the chosen token is the most likely one.
+                double best = Double.NEGATIVE_INFINITY;
+                for (JsonNode v : top) {
+                    best = Math.max(best, v.asDouble());
+                }
+                assertThat(chosen).isCloseTo(best, org.assertj.core.data.Offset.offset(1e-6));
+            }
+        }
+    }
+
+    @Test
+    void echoScoresThePromptTheWayLmEvalAsks() throws Exception {
+        List<Integer> context = ints(postOk("/tokenize", Map.of("content", "The cat sat on the")).get("tokens"));
+        // The greedy next token after the context, and its logprob, generated step by step...
+        JsonNode next = postOk("/v1/completions", Map.of("model", "tiny", "prompt", context, "max_tokens", 1,
+                "temperature", 0, "logprobs", 1)).get("choices").get(0).get("logprobs");
+        String nextPiece = next.get("tokens").get(0).asText();
+        double nextLogprob = next.get("token_logprobs").get(0).asDouble();
+        int nextId = ints(postOk("/tokenize", Map.of("content", nextPiece)).get("tokens")).getFirst();
+        // ...and the same token scored as the last token of a prompt (all positions in one batch), with echo.
+        List<Integer> whole = new ArrayList<>(context);
+        whole.add(nextId);
+        JsonNode body = postOk("/v1/completions", Map.of("model", "tiny", "prompt", whole, "max_tokens", 1,
+                "temperature", 0, "logprobs", 1, "echo", true));
+        JsonNode logprobs = body.get("choices").get(0).get("logprobs");
+        assertThat(logprobs.get("tokens")).hasSize(whole.size() + 1);
+        assertThat(logprobs.get("token_logprobs").get(0).isNull()).as("nothing precedes the first token").isTrue();
+        assertThat(logprobs.get("top_logprobs").get(0).isNull()).isTrue();
+        assertThat(logprobs.get("token_logprobs").get(whole.size() - 1).asDouble())
+                .isCloseTo(nextLogprob, org.assertj.core.data.Offset.offset(1e-3));
+        for (int i = 1; i < whole.size(); i++) {
+            assertThat(logprobs.get("token_logprobs").get(i).asDouble()).isLessThanOrEqualTo(0);
+        }
+        assertThat(logprobs.get("text_offset").get(0).asInt()).isZero();
+        assertThat(body.get("usage").get("prompt_tokens").asInt()).isEqualTo(whole.size());
+        // max_tokens 0 scores the prompt alone.
+        JsonNode only = postOk("/v1/completions", Map.of("model", "tiny", "prompt", whole, "max_tokens", 0,
+                "logprobs", 0, "echo", true));
+        assertThat(only.get("choices").get(0).get("logprobs").get("tokens")).hasSize(whole.size());
+        assertThat(only.get("usage").get("completion_tokens").asInt()).isZero();
+    }
+
+    @Test
+    void chatLogprobsHaveOpenAisShape() throws Exception {
+        JsonNode body = postOk("/v1/chat/completions", Map.of("model", "tiny", "max_tokens", 5, "seed", 3,
+                "messages", List.of(Map.of("role", "user", "content", "hi")), "logprobs", true, "top_logprobs", 4, "n", 2));
+        assertThat(body.get("choices")).hasSize(2);
+        for (JsonNode choice : body.get("choices")) {
+            JsonNode content = choice.get("logprobs").get("content");
+            assertThat(content).hasSize(5);
+            StringBuilder text = new StringBuilder();
+            for (JsonNode t : content) {
+                text.append(t.get("token").asText());
+                assertThat(t.get("logprob").asDouble()).isLessThanOrEqualTo(0);
+                assertThat(t.get("bytes").size()).isEqualTo(t.get("token").asText().getBytes(java.nio.charset.StandardCharsets.UTF_8).length);
+                assertThat(t.get("top_logprobs")).hasSize(4);
+                double sum = 0;
+                double previous = 0;
+                for (JsonNode a : t.get("top_logprobs")) {
+                    assertThat(a.get("logprob").asDouble()).isLessThanOrEqualTo(previous);
+                    previous = a.get("logprob").asDouble();
+                    sum += Math.exp(previous);
+                }
+                assertThat(sum).isLessThanOrEqualTo(1.0001);
+            }
+            assertThat(choice.get("message").get("content").asText()).isEqualTo(text.toString());
+        }
+        assertThat(body.get("usage").get("completion_tokens").asInt()).isEqualTo(10);
+        // The engine is still up (the binding's own logprobs aborted the whole process).
+        assertThat(get("/health").statusCode()).isEqualTo(200);
+    }
+
     @Test
     void whatIsNotSupportedIsAClear400() throws Exception {
         record Case(String path, Map<String, Object> body, String says) {}
@@ -311,14 +407,18 @@ class EmbeddedApiTest {
                 new Case("/v1/completions", Map.of("model", "tiny", "prompt", "x", "best_of", 3), "best_of is not supported"),
                 new Case("/v1/completions", Map.of("model", "tiny", "prompt", "x", "frobnicate", true),
                         "'frobnicate' is not supported by /v1/completions"),
-                new Case("/v1/completions", Map.of("model", "tiny", "prompt", "x", "logprobs", 1), "logprobs are not supported"),
+                new Case("/v1/completions", Map.of("model", "tiny", "prompt", "x", "logprobs", 21), "logprobs must be from 0 to 20"),
+                new Case("/v1/completions", Map.of("model", "tiny", "prompt", "x", "logprobs", 1, "stream", true),
+                        "logprobs with stream: true are not supported"),
+                new Case("/v1/completions", Map.of("model", "tiny", "prompt", "x", "logprobs", 1,
+                        "response_format", Map.of("type", "json_object")), "with logprobs, only"),
                 new Case("/v1/completions", Map.of("model", "tiny", "prompt", "x", "suffix", "y"), "suffix"),
                 new Case("/v1/completions", Map.of("model", "tiny", "prompt", List.of("a", "b"), "stream", true), "one prompt"),
                 new Case("/v1/completions", Map.of("model", "tiny", "prompt", List.of()), "not empty"),
                 new Case("/v1/completions", Map.of("model", "tiny", "prompt", "x", "logit_bias", Map.of("999999", 5)),
                         "not in this model's vocabulary"),
-                new Case("/v1/chat/completions", Map.of("model", "tiny", "messages", hi, "logprobs", true), "logprobs are not supported"),
-                new Case("/v1/chat/completions", Map.of("model", "tiny", "messages", hi, "top_logprobs", 2), "logprobs are not supported"),
+                new Case("/v1/chat/completions", Map.of("model", "tiny", "messages", hi, "top_logprobs", 2),
+                        "top_logprobs needs logprobs: true"),
                 new Case("/v1/chat/completions", Map.of("model", "tiny", "messages", hi, "tools",
                         List.of(Map.of("type", "function", "function", Map.of("name", "f")))), "tools"),
                 new Case("/v1/chat/completions", Map.of("model", "tiny", "messages", hi, "echo", true),
