@@ -78,7 +78,7 @@ final class RunCommand implements Callable<Integer> {
     PreciseWikiQa.Layout layout;
 
     @Option(names = "--concurrency", paramLabel = "C",
-            description = "Requests in flight at most (default: 64, which suits vLLM; 4 for the embedded engine, its slot count).")
+            description = "Requests in flight at most (default: 64, which suits vLLM; for the embedded engine its slot count, 4 or --parallel).")
     Integer concurrencyOption;
 
     /** Resolved in checkOptions(): the option, or the default for the server kind. */

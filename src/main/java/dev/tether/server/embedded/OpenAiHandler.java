@@ -159,9 +159,10 @@ final class OpenAiHandler extends Handler.Abstract {
         Engine e = loaded();
         JsonNode body = parseBody(request);
         requireServed(e, text(body, "model", true));
-        // No GGUF here is served as an embedding model (issue 14: tiny is not one); say so rather than invent vectors.
-        throw ApiError.badRequest("model '" + e.servedName + "' is served for text generation, not embeddings: "
-                + "tether's embedded engine does not compute embeddings yet");
+        // The binding aborts the process computing embeddings (a GGML_ASSERT in ggml_mul_mat, seen with a llama GGUF
+        // that declares a pooling type), and no embedding GGUF is at hand to prove another path: refuse, clearly.
+        throw ApiError.badRequest("embeddings are not supported by tether's embedded engine (its llama.cpp binding "
+                + "crashes computing them); serve an embedding GGUF with --profile llama-server -- --embeddings");
     }
 
     private void tokenize(Request request, Response response, Callback callback) throws IOException {
