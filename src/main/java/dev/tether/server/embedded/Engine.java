@@ -79,11 +79,16 @@ final class Engine implements AutoCloseable {
         this.slots = parallel;
         this.gguf = gguf;
         this.threads = threads;
+        long tokens;
         try {
-            this.vocabulary = GgufMetadata.read(gguf).vocabularySize();
+            tokens = GgufMetadata.read(gguf).vocabularySize();
         } catch (IOException e) {
-            throw new java.io.UncheckedIOException(e);
+            // llama.cpp may still load what this small reader cannot: serve it, only without the token-id check.
+            System.out.println("[tether engine] cannot read the vocabulary size from " + gguf + " (" + e.getMessage()
+                    + "): token ids from clients are not checked");
+            tokens = -1;
         }
+        this.vocabulary = tokens;
         this.model = new LlamaModel(new ModelParameters()
                 .setModel(gguf.toString())
                 .setCtxSize(contextSize)
