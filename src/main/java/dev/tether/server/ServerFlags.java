@@ -26,10 +26,13 @@ public record ServerFlags(Integer ctx, Integer parallel, Integer threads, String
             "vllm", Map.of("parallel", "--max-num-seqs"),
             "sglang", Map.of("parallel", "--max-running-requests"));
 
-    /** What to tell a user whose profile cannot take a setting. */
+    /** What to tell a user whose profile cannot take a setting: why, then what to do instead. */
     private static final Map<String, String> INSTEAD = Map.of(
-            "vllm/ctx", "vLLM's context is per request: pass -- --max-model-len N (or --server-arg=--max-model-len=N)",
-            "sglang/ctx", "SGLang's context is per request: pass -- --context-length N (or --server-arg=--context-length=N)");
+            "vllm/ctx", " (vLLM's context is per request): pass -- --max-model-len N, or --server-arg=--max-model-len=N",
+            "sglang/ctx", " (SGLang's context is per request): pass -- --context-length N, or --server-arg=--context-length=N");
+
+    private static final String INSTEAD_OF_USER_PROFILE = " (tether does not know the flags of a tether.yaml profile): "
+            + "put them in its command, or pass them after --, or with --server-arg=FLAG";
 
     public ServerFlags {
         extraArgs = extraArgs == null ? List.of() : List.copyOf(extraArgs);
@@ -82,25 +85,29 @@ public record ServerFlags(Integer ctx, Integer parallel, Integer threads, String
                         + " parallel slots: the embedded engine needs at least 16 tokens per slot (--ctx " + 16 * slots + ")");
             }
         }
-        setting(words, spelling, name, "ctx", "--ctx", ctx);
-        setting(words, spelling, name, "parallel", "--parallel", parallel);
-        setting(words, spelling, name, "threads", "--threads", threads);
+        setting(words, spelling, builtIn, name, "ctx", "--ctx", ctx);
+        setting(words, spelling, builtIn, name, "parallel", "--parallel", parallel);
+        setting(words, spelling, builtIn, name, "threads", "--threads", threads);
         words.addAll(extraArgs);
         return profile.withCommand(new ArgvTemplate(words));
     }
 
-    private static void setting(List<String> words, Map<String, String> spelling, String profile, String key,
-                                String option, Integer value) {
+    private static void setting(List<String> words, Map<String, String> spelling, boolean builtIn, String profile,
+                                String key, String option, Integer value) {
         if (value == null) {
             return;
         }
         String flag = spelling.get(key);
         if (flag == null) {
-            String instead = INSTEAD.getOrDefault(profile + "/" + key, SPELLINGS.containsKey(profile)
-                    ? "pass the server's own flag after -- (or with --server-arg=FLAG)"
-                    : "tether does not know this profile's flags: put them in its command, or pass them after -- "
-                            + "(or with --server-arg=FLAG)");
-            throw new IllegalArgumentException("profile " + profile + " cannot take " + option + ": " + instead);
+            String instead;
+            if (profile.equals(Profiles.COMMAND)) {
+                instead = ": write the server's own flag into --command";
+            } else if (!builtIn) {
+                instead = INSTEAD_OF_USER_PROFILE;
+            } else {
+                instead = INSTEAD.getOrDefault(profile + "/" + key, ": pass the server's own flag after --, or with --server-arg=FLAG");
+            }
+            throw new IllegalArgumentException("profile " + profile + " cannot take " + option + instead);
         }
         words.add(flag);
         words.add(String.valueOf(value));

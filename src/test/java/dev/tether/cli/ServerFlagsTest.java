@@ -136,7 +136,7 @@ class ServerFlagsTest {
         List<Case> cases = List.of(
                 new Case(List.of("serve", "--profile", "vllm", "--model", "m", "--ctx", "4096"), "--max-model-len"),
                 new Case(List.of("serve", "--profile", "vllm", "--model", "m", "--threads", "4"), "cannot take --threads"),
-                new Case(List.of("serve", "--command", "srv --port {port}", "--parallel", "2"), "does not know this profile's flags"),
+                new Case(List.of("serve", "--command", "srv --port {port}", "--parallel", "2"), "write the server's own flag into --command"),
                 new Case(List.of("serve", "--model", "tiny", "--executable", "/bin/true"), "tether's own"),
                 new Case(List.of("serve", "--command", "srv --port {port}", "--executable", "/bin/true"), "first word"),
                 new Case(List.of("serve", "--model", "tiny", "--ctx", "32"), "at least 16 tokens per slot"),
@@ -150,10 +150,20 @@ class ServerFlagsTest {
                         "--url", "http://127.0.0.1:9", "--", "--x"), "after --"),
                 new Case(List.of("exec", "--url", "http://127.0.0.1:9", "--server-arg", "x", "--", "true"), "--server-arg"));
         for (Case c : cases) {
-            TetherCli.Result r = TetherCli.run(tethers.home(), c.args().toArray(String[]::new));
-            assertThat(r.exitCode()).as("%s\n%s", c.args(), r.err()).isEqualTo(2);
-            assertThat(r.errLines()).as("%s", c.args()).hasSize(1);
-            assertThat(r.err()).as("%s", c.args()).contains(c.says());
+            expectUsageError(c.args(), c.says());
         }
+        Files.createDirectories(tethers.home());
+        Files.writeString(tethers.home().resolve("tether.yaml"), "profiles:\n  mine:\n    command: srv --port {port}\n"
+                + "  vllm:\n    command: my-vllm serve {model} --port {port}\n");
+        expectUsageError(List.of("serve", "--profile", "mine", "--threads", "2"), "flags of a tether.yaml profile");
+        // A tether.yaml profile that reuses a built-in's name is the user's command: its flags are unknown too.
+        expectUsageError(List.of("serve", "--profile", "vllm", "--model", "m", "--parallel", "2"), "flags of a tether.yaml profile");
+    }
+
+    private void expectUsageError(List<String> args, String says) throws Exception {
+        TetherCli.Result r = TetherCli.run(tethers.home(), args.toArray(String[]::new));
+        assertThat(r.exitCode()).as("%s\n%s", args, r.err()).isEqualTo(2);
+        assertThat(r.errLines()).as("%s", args).hasSize(1);
+        assertThat(r.err()).as("%s", args).contains(says);
     }
 }
