@@ -21,6 +21,8 @@ final class Grammars {
     /** A JSON object (any keys): what {@code json_object} asks for. */
     static final String OBJECT_SCHEMA = "{\"type\":\"object\"}";
 
+    private static final int MAX_KEPT = 256;
+
     private final Path nativeDir;
     private final Map<String, String> converted = new ConcurrentHashMap<>();
 
@@ -33,6 +35,9 @@ final class Grammars {
         String grammar = converted.get(schema);
         if (grammar == null) {
             grammar = convert(schema);
+            if (converted.size() >= MAX_KEPT) {
+                converted.clear();   // a client inventing schemas must not grow this without bound
+            }
             converted.put(schema, grammar);
         }
         return grammar;

@@ -63,6 +63,7 @@ final class Logprobs {
             List<Integer> ids = new ArrayList<>();
             String finish = "length";
             String text = "";
+            boolean stopped = false;   // by a stop string: the text is cut there
             for (int step = 0; step < maxTokens; step++) {
                 float[] row = last[0];
                 int next = sample(row, settings.temperature(), settings.topP(), random);
@@ -72,17 +73,23 @@ final class Logprobs {
                 }
                 completion.add(new Token(next, piece(next), row[next], top(row, settings.topN())));
                 ids.add(next);
-                text = engine.detokenize(ids.stream().mapToInt(Integer::intValue).toArray());
-                int cut = stopAt(text, settings.stop());
-                if (cut >= 0) {
-                    text = text.substring(0, cut);
-                    finish = "stop";
-                    break;
+                if (!settings.stop().isEmpty()) {   // the text so far, decoded whole (a character may span tokens)
+                    text = engine.detokenize(ids.stream().mapToInt(Integer::intValue).toArray());
+                    int cut = stopAt(text, settings.stop());
+                    if (cut >= 0) {
+                        text = text.substring(0, cut);
+                        finish = "stop";
+                        stopped = true;
+                        break;
+                    }
                 }
                 if (step + 1 < maxTokens) {
                     scorer.decode(new int[] {next}, prompt.length + step, prompt.length + step,
                             (position, logits) -> last[0] = logSoftmax(logits, scorer.vocabulary));
                 }
+            }
+            if (!stopped) {
+                text = engine.detokenize(ids.stream().mapToInt(Integer::intValue).toArray());
             }
             return new Scored(promptTokens, completion, text, prompt.length, finish);
         }

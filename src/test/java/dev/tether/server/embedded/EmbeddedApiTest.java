@@ -338,6 +338,22 @@ class EmbeddedApiTest {
     }
 
     @Test
+    void stopStringsEndTheTextOnTheLogprobsPathAsOnTheEngines() throws Exception {
+        Map<String, Object> request = new java.util.HashMap<>(Map.of("model", "tiny", "prompt", "Once upon a time",
+                "max_tokens", 20, "temperature", 0));
+        String plain = postOk("/v1/completions", request).get("choices").get(0).get("text").asText();
+        String stop = plain.substring(6, 8);
+        request.put("stop", List.of(stop));
+        JsonNode engine = postOk("/v1/completions", request).get("choices").get(0);
+        request.put("logprobs", 0);
+        JsonNode scored = postOk("/v1/completions", request).get("choices").get(0);
+        assertThat(engine.get("text").asText()).isEqualTo(plain.substring(0, plain.indexOf(stop)));
+        assertThat(scored.get("text").asText()).isEqualTo(engine.get("text").asText());
+        assertThat(scored.get("finish_reason").asText()).isEqualTo("stop");
+        assertThat(engine.get("finish_reason").asText()).isEqualTo("stop");
+    }
+
+    @Test
     void echoScoresThePromptTheWayLmEvalAsks() throws Exception {
         List<Integer> context = ints(postOk("/tokenize", Map.of("content", "The cat sat on the")).get("tokens"));
         // The greedy next token after the context, and its logprob, generated step by step...
