@@ -102,6 +102,7 @@ final class ExecCommand implements Callable<Integer> {
         if (url != null) {
             Endpoint.refuse(spec, "--profile", "--command", "--port", "--host", "--health", "--startup-timeout", "--grace",
                     "--restarts", "--replicas", "--gpus-per-replica", "--gpus");
+            server.refuseWithUrl(spec);
             endpoint = Endpoint.parse(url);
             if (models().size() > 1) {
                 throw CliError.usage("--url is one endpoint: give at most one --model with it (it becomes TETHER_MODEL)");

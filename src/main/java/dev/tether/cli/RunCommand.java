@@ -48,6 +48,10 @@ final class RunCommand implements Callable<Integer> {
     @Mixin
     ReplicaOptions pool;
 
+    @CommandLine.Parameters(paramLabel = "SERVER-ARGS", arity = "0..*",
+            description = "After --: more arguments for the server's argv (e.g. -- --max-model-len 4096).")
+    List<String> serverArgs;
+
     @Option(names = "--task", required = true, paramLabel = "TASK", description = "precisewikiqa or prompts.")
     String task;
 
@@ -79,7 +83,7 @@ final class RunCommand implements Callable<Integer> {
 
     @Option(names = "--concurrency", paramLabel = "C",
             description = "Requests in flight per server (so C x N with --replicas N) at most (default: 64, which suits vLLM; "
-                    + "4 for the embedded engine, its slot count).")
+                    + "for the embedded engine its slot count, 4 or --parallel).")
     Integer concurrencyOption;
 
     /** Resolved in checkOptions(): the option (or the default for the server kind) times the replicas. */
@@ -340,6 +344,7 @@ final class RunCommand implements Callable<Integer> {
     }
 
     private void checkOptions() {
+        server.takeTrailingArgs(serverArgs, spec);
         if (!task.equals("precisewikiqa") && !task.equals("prompts")) {
             throw CliError.usage("unknown task '" + task + "' (known: precisewikiqa, prompts)");
         }
@@ -359,6 +364,7 @@ final class RunCommand implements Callable<Integer> {
         if (url != null) {
             Endpoint.refuse(spec, "--profile", "--command", "--port", "--host", "--health", "--startup-timeout", "--grace",
                     "--restarts", "--hang-timeout", "--replicas", "--gpus-per-replica", "--gpus");
+            server.refuseWithUrl(spec);
             endpoint = Endpoint.parse(url);
         }
         if (n <= 0) {
@@ -367,8 +373,9 @@ final class RunCommand implements Callable<Integer> {
         boolean embedded = endpoint == null && ("embedded".equals(server.profile)
                 || (server.profile == null && server.command == null
                     && ("tiny".equals(server.model) || server.model.endsWith(".gguf"))));
-        // The embedded engine decodes 4 requests at once; more in flight only queue (and on 2 cores, slow it down).
-        concurrency = concurrencyOption != null ? concurrencyOption : embedded ? 4 : 64;
+        // The embedded engine decodes 4 requests at once (or --parallel); more in flight only queue (and on 2 cores, slow it down).
+        concurrency = concurrencyOption != null ? concurrencyOption
+                : embedded ? (server.parallel != null ? server.parallel : 4) : 64;
         if (concurrency <= 0) {
             throw CliError.usage("--concurrency must be at least 1, not " + concurrency);
         }

@@ -26,6 +26,10 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     ReplicaOptions pool;
 
+    @CommandLine.Parameters(paramLabel = "SERVER-ARGS", arity = "0..*",
+            description = "After --: more arguments for the server's argv (e.g. -- --max-model-len 4096).")
+    java.util.List<String> serverArgs;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -33,6 +37,7 @@ final class ServeCommand implements Callable<Integer> {
     public Integer call() throws InterruptedException {
         TetherCommand.requireLinux();
         PrintWriter out = spec.commandLine().getOut();
+        server.takeTrailingArgs(serverArgs, spec);
         TetherHome home = TetherHome.fromEnvironment();
         ServerSpec serverSpec = server.toSpec(home);
         pool.check(spec, spec.commandLine().getParseResult().hasMatchedOption("--port"), server.port);

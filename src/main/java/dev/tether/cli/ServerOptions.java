@@ -5,11 +5,15 @@ import dev.tether.proc.SpawnException;
 import dev.tether.proc.Spawner;
 import dev.tether.server.Profile;
 import dev.tether.server.Profiles;
+import dev.tether.server.ServerFlags;
 import dev.tether.server.ServerSpec;
 import dev.tether.server.TetherHome;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
 /** The options that say which server to run and where (a mixin shared by serve and run). */
@@ -46,6 +50,66 @@ final class ServerOptions {
             description = "How long the server gets after SIGTERM before SIGKILL (default: ${DEFAULT-VALUE}).")
     Duration grace;
 
+    // ---- Server settings without a tether.yaml (issue 14): mapped onto the profile's argv by ServerFlags ----
+
+    @Option(names = "--ctx", paramLabel = "N",
+            description = "Total context in tokens, split over the slots (embedded: --ctx, llama-server: --ctx-size; "
+                    + "default: 4096 per slot). Refused for other profiles.")
+    Integer ctx;
+
+    @Option(names = "--parallel", paramLabel = "N",
+            description = "Requests decoded at once (embedded, llama-server: --parallel; vllm: --max-num-seqs; "
+                    + "sglang: --max-running-requests; embedded default: 4).")
+    Integer parallel;
+
+    @Option(names = "--threads", paramLabel = "N",
+            description = "CPU threads for inference (embedded, llama-server: --threads; default: all cores). Refused for other profiles.")
+    Integer threads;
+
+    @Option(names = "--executable", paramLabel = "PATH",
+            description = "The server program for a profile (e.g. a llama-server build, a venv's vllm) instead of the one on PATH.")
+    String executable;
+
+    @Option(names = "--server-arg", paramLabel = "ARG",
+            description = "One more argument for the server's argv (repeatable; write --server-arg=--flag for a flag). "
+                    + "serve and run also take them after --.")
+    List<String> serverArgs = new ArrayList<>();
+
+    /** Words after {@code --} of serve and run, set by {@link #takeTrailingArgs}: appended after --server-arg's. */
+    private List<String> trailingArgs = List.of();
+
+    /** The words after {@code --} (serve, run); a positional word before it is a usage error. */
+    void takeTrailingArgs(List<String> positional, CommandLine.Model.CommandSpec spec) {
+        if (positional == null || positional.isEmpty()) {
+            return;
+        }
+        List<String> original = spec.commandLine().getParseResult().originalArgs();
+        int dashes = original.indexOf("--");
+        int afterDashes = dashes < 0 ? 0 : original.size() - dashes - 1;
+        if (positional.size() > afterDashes) {
+            throw CliError.usage("unexpected argument '" + positional.getFirst() + "' (arguments for the server go after --, "
+                    + "e.g. tether " + spec.name() + " --model M -- --flag value)");
+        }
+        trailingArgs = List.copyOf(positional);
+    }
+
+    ServerFlags flags() {
+        List<String> extra = new ArrayList<>(serverArgs);
+        extra.addAll(trailingArgs);
+        return new ServerFlags(ctx, parallel, threads, executable, extra);
+    }
+
+    /** With --url nothing is started: the settings for a server are refused (exit 2), as the other server options are. */
+    void refuseWithUrl(CommandLine.Model.CommandSpec spec) {
+        Endpoint.refuse(spec, "--ctx", "--parallel", "--threads", "--executable", "--server-arg");
+        if (!trailingArgs.isEmpty()) {
+            throw CliError.usage("arguments after -- are for a server tether starts, and --url uses an existing one; "
+                    + "drop them or drop --url");
+        }
+    }
+
+    // ---- end of issue 14's settings ----
+
     /** Resolves the options into a spec, or throws a one-line usage error; nothing is started. */
     ServerSpec toSpec(TetherHome home) {
         return toSpec(home, model);
@@ -59,6 +123,11 @@ final class ServerOptions {
         }
         if (startupTimeout != null) {
             chosen = chosen.withStartupTimeout(startupTimeout);
+        }
+        try {
+            chosen = flags().applyTo(chosen, Profiles.isBuiltIn(chosen));
+        } catch (IllegalArgumentException e) {
+            throw CliError.usage(e.getMessage());
         }
         if ((model == null || model.isBlank()) && chosen.command().mentions("model")) {
             throw CliError.usage("--model is needed: the " + chosen.name() + " profile's command uses {model}");

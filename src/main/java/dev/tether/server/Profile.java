@@ -28,6 +28,10 @@ public record Profile(String name, ArgvTemplate command, String healthPath, Dura
         return new Profile(name, command, path, startupTimeout, env, hangTimeout);
     }
 
+    public Profile withCommand(ArgvTemplate newCommand) {
+        return new Profile(name, newCommand, healthPath, startupTimeout, env, hangTimeout);
+    }
+
     public Profile withStartupTimeout(Duration timeout) {
         return new Profile(name, command, healthPath, timeout, env, hangTimeout);
     }

@@ -72,6 +72,11 @@ public final class Profiles {
         return p;
     }
 
+    /** Whether a profile is a built-in one as shipped (not a tether.yaml profile that reuses a built-in's name). */
+    public static boolean isBuiltIn(Profile profile) {
+        return builtIns().find(profile.name()).filter(b -> b.command().equals(profile.command())).isPresent();
+    }
+
     public Optional<Profile> find(String name) {
         return Optional.ofNullable(profiles.get(name));
     }

@@ -36,9 +36,10 @@ public final class EmbeddedServer {
         }
         TetherHome home = TetherHome.fromEnvironment();
         Path model;
+        Path nativeLibrary;
         try {
             model = resolveModel(options.model, home);
-            NativeLibrary.prepare(home.root().resolve("native"));
+            nativeLibrary = NativeLibrary.prepare(home.root().resolve("native"));
         } catch (IllegalArgumentException e) {
             fail(2, e.getMessage());
             return;
@@ -54,7 +55,7 @@ public final class EmbeddedServer {
         connector.setHost(options.host);
         connector.setPort(options.port);
         server.addConnector(connector);
-        server.setHandler(new OpenAiHandler(() -> engine));
+        server.setHandler(new OpenAiHandler(() -> engine, new Grammars(nativeLibrary.getParent())));
         try {
             server.start();
         } catch (Exception e) {

@@ -198,7 +198,7 @@ class EmbeddedServerTest {
                         400, "unknown role"),
                 new Case("/v1/completions", "{\"model\":\"gpt-9\",\"prompt\":\"x\"}", 404, "is not served here"),
                 new Case("/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"x\",\"max_tokens\":\"ten\"}", 400, "must be an integer"),
-                new Case("/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"x\",\"logprobs\":2}", 400, "logprobs"),
+                new Case("/v1/completions", "{\"model\":\"tiny\",\"prompt\":\"x\",\"logprobs\":99}", 400, "logprobs must be from 0 to 20"),
                 new Case("/v1/completions", JSON.writeValueAsString(Map.of("model", "tiny", "prompt", longPrompt)), 400,
                         "context holds"),
                 new Case("/v1/nothing", "{}", 404, "no route"));
