@@ -147,71 +147,6 @@ public final class PromptsTask implements Task {
         return null;
     }
 
-    /**
-     * Where each id is in the input: the 64-bit hash of each id's key next to its line number, in two arrays sorted by
-     * hash (16 bytes an id, whatever the size of the records).
-     */
-    private static final class InputLines {
-        private long[] hashes = new long[1024];
-        private long[] lines = new long[1024];
-        private int size;
-
-        static InputLines of(Path input) {
-            InputLines l = new InputLines();
-            for (Jsonl.Line line : Jsonl.read(input)) {
-                if (line.ok() && line.object().has("id")) {
-                    if (l.size == l.hashes.length) {
-                        l.hashes = Arrays.copyOf(l.hashes, l.size * 2);
-                        l.lines = Arrays.copyOf(l.lines, l.size * 2);
-                    }
-                    l.hashes[l.size] = DoneKeys.hash(key(line.object(), line.number()));
-                    l.lines[l.size++] = line.number();
-                }
-            }
-            l.sort(0, l.size - 1);
-            return l;
-        }
-
-        long lineOf(String key) {
-            int i = Arrays.binarySearch(hashes, 0, size, DoneKeys.hash(key));
-            return i >= 0 ? lines[i] : Long.MAX_VALUE;
-        }
-
-        /** Quicksort of both arrays by hash (ids are unique: validate() refused duplicates). */
-        private void sort(int lo, int hi) {
-            while (lo < hi) {
-                long pivot = hashes[(lo + hi) >>> 1];
-                int i = lo;
-                int j = hi;
-                while (i <= j) {
-                    while (hashes[i] < pivot) {
-                        i++;
-                    }
-                    while (hashes[j] > pivot) {
-                        j--;
-                    }
-                    if (i <= j) {
-                        long h = hashes[i];
-                        hashes[i] = hashes[j];
-                        hashes[j] = h;
-                        long n = lines[i];
-                        lines[i] = lines[j];
-                        lines[j] = n;
-                        i++;
-                        j--;
-                    }
-                }
-                if (j - lo < hi - i) {
-                    sort(lo, j);
-                    lo = i;
-                } else {
-                    sort(i, hi);
-                    hi = j;
-                }
-            }
-        }
-    }
-
     static String key(ObjectNode record, int lineNumber) {
         JsonNode id = record.get("id");
         return id != null ? "id:" + id.asText() : "line:" + lineNumber;
@@ -247,8 +182,7 @@ public final class PromptsTask implements Task {
             return PromptsTask.key(line.object(), line.number());
         }
 
-        @Override
-        public ObjectNode failure(Jsonl.Line line) {
+        private ObjectNode base(Jsonl.Line line) {
             ObjectNode record = line.object().deepCopy();
             if (!record.has("id")) {
                 record.put("line", line.number());
@@ -258,15 +192,15 @@ public final class PromptsTask implements Task {
         }
 
         @Override
-        public ObjectNode record(Jsonl.Line line, StepRunner.Calls calls) throws ClientException, InterruptedException {
-            ObjectNode record = failure(line);
-            Requests.putResult(record, "generation", calls.complete(request(options, line.object())));
-            return record;
+        public ObjectNode failure(Jsonl.Line line, ClientException e) {
+            return Requests.putFailure(base(line), "generation", e);
         }
 
         @Override
-        public String resultField() {
-            return "generation";
+        public ObjectNode record(Jsonl.Line line, StepRunner.Calls calls) throws ClientException, InterruptedException {
+            ObjectNode record = base(line);
+            Requests.putResult(record, "generation", calls.complete(request(options, line.object())));
+            return record;
         }
     }
 
@@ -276,7 +210,8 @@ public final class PromptsTask implements Task {
                 Jsonl.read(options.input()).iterator(), new PromptWork(options, options.producedBy()),
                 options.concurrency() * 2, null);
         // Written as answers came back: the output is rewritten in the input's order when the step ends.
-        InputLines lines = InputLines.of(options.input());
+        InputLines lines = InputLines.of(options.input(), line -> line.ok() && line.object().has("id")
+                ? key(line.object(), line.number()) : null);
         InOrder.sort(options.output(), r -> r.has("line") && r.get("line").canConvertToLong() ? r.get("line").asLong()
                 : r.has("id") ? lines.lineOf("id:" + r.get("id").asText()) : Long.MAX_VALUE);
         return run.result(pass.resumed() + pass.written(), pass.resumed(), options.output().toString());

@@ -56,11 +56,8 @@ public final class StepRunner {
          */
         ObjectNode record(T item, Calls calls) throws ClientException, InterruptedException;
 
-        /** The failure record's fields; the runner adds the result field as null and the "error". */
-        ObjectNode failure(T item);
-
-        /** The field that holds the result ("generation", "eval_res", ...), null in a failure record. */
-        String resultField();
+        /** The item's failure record: never a made-up result, and an "error" that says why (see {@link Requests#putFailure}). */
+        ObjectNode failure(T item, ClientException e);
 
         /**
          * Whether items are skipped by their keys (default). A work whose items are drawn as they are taken (generate)
@@ -147,8 +144,7 @@ public final class StepRunner {
                             try {
                                 record = work.record(item, calls);
                             } catch (ClientException e) {
-                                record = work.failure(item);
-                                Requests.putFailure(record, work.resultField(), e);
+                                record = work.failure(item, e);
                                 passFailed.incrementAndGet();
                                 failed.incrementAndGet();
                             }

@@ -7,7 +7,7 @@ import java.util.Optional;
 
 /** The tasks {@code tether run --task NAME} knows, in the order help lists them. */
 public final class Tasks {
-    private static final List<Task> ALL = List.of(new PreciseWikiQa(), new PromptsTask());
+    private static final List<Task> ALL = List.of(new PreciseWikiQa(), new PromptsTask(), new BatchTask());
 
     private Tasks() {}
 

@@ -291,13 +291,8 @@ public final class PreciseWikiQa implements Task {
             }
 
             @Override
-            public ObjectNode failure(Draw d) {
-                throw new IllegalStateException("generate writes no failure records");
-            }
-
-            @Override
-            public String resultField() {
-                return "prompt";
+            public ObjectNode failure(Draw d, ClientException e) {
+                throw new IllegalStateException("generate writes no failure records");   // record() catches its failures
             }
 
             @Override
@@ -455,26 +450,25 @@ public final class PreciseWikiQa implements Task {
                         return q.get("index").asText();
                     }
 
-                    @Override
-                    public ObjectNode failure(ObjectNode q) {
+                    private ObjectNode base(ObjectNode q) {
                         ObjectNode record = q.deepCopy();
                         producedBy.stamp(record);
                         return record;
                     }
 
                     @Override
+                    public ObjectNode failure(ObjectNode q, ClientException e) {
+                        return Requests.putFailure(base(q), "generation", e);
+                    }
+
+                    @Override
                     public ObjectNode record(ObjectNode q, StepRunner.Calls calls) throws ClientException, InterruptedException {
-                        ObjectNode record = failure(q);
+                        ObjectNode record = base(q);
                         Completion answer = calls.complete(Requests.request(model, null,
                                 Requests.user(Templates.answer(q.get("prompt").asText())),
                                 c.maxTokens(), 0.0, 1.0, List.of(), null));
                         record.put("generation", answer.text().strip());
                         return record;
-                    }
-
-                    @Override
-                    public String resultField() {
-                        return "generation";
                     }
                 },
                 // Written as answers came back; HalluLens reads generation.jsonl by position: index order from here on.
@@ -677,24 +671,23 @@ public final class PreciseWikiQa implements Task {
                         return s.get("index").asText();
                     }
 
-                    @Override
-                    public ObjectNode failure(ObjectNode s) {
+                    private ObjectNode base(ObjectNode s) {
                         ObjectNode raw = Jsonl.JSON.createObjectNode().put("index", s.get("index").asInt());
                         verdictsMadeBy(judge).stamp(raw);
                         return raw;
                     }
 
                     @Override
-                    public ObjectNode record(ObjectNode s, StepRunner.Calls calls) throws ClientException, InterruptedException {
-                        ObjectNode raw = failure(s);
-                        raw.put("eval_res", calls.complete(Requests.request(judge, null, Requests.user(prompt.apply(s)),
-                                MAX_TOKENS_JUDGE, 0.0, 1.0, List.of(), null)).text());
-                        return raw;
+                    public ObjectNode failure(ObjectNode s, ClientException e) {
+                        return Requests.putFailure(base(s), "eval_res", e);
                     }
 
                     @Override
-                    public String resultField() {
-                        return "eval_res";
+                    public ObjectNode record(ObjectNode s, StepRunner.Calls calls) throws ClientException, InterruptedException {
+                        ObjectNode raw = base(s);
+                        raw.put("eval_res", calls.complete(Requests.request(judge, null, Requests.user(prompt.apply(s)),
+                                MAX_TOKENS_JUDGE, 0.0, 1.0, List.of(), null)).text());
+                        return raw;
                     }
                 }, null).resumed();
     }
