@@ -97,7 +97,11 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--output", paramLabel = "FILE.jsonl", description = "prompts: where generations go (default: OUTPUT-DIR/prompts/<model>/generations.jsonl).")
     Path output;
 
-    @Option(names = "--max-tokens", paramLabel = "n", defaultValue = "128", description = "Tokens per answer (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--max-tokens", paramLabel = "n",
+            description = "Tokens per answer (default: 128; triviaqa and mixedentities: 256, as the original runner).")
+    Integer maxTokensOption;
+
+    /** Resolved in checkOptions(): the option, or the task's default. */
     int maxTokens;
 
     @Option(names = "--temperature", paramLabel = "T", defaultValue = "0", description = "prompts: sampling temperature unless a line sets its own (default: ${DEFAULT-VALUE}).")
@@ -308,6 +312,7 @@ final class RunCommand implements Callable<Integer> {
         if (concurrency <= 0) {
             throw CliError.usage("--concurrency must be at least 1, not " + concurrency);
         }
+        maxTokens = maxTokensOption != null ? maxTokensOption : task.defaultMaxTokens();
         if (maxTokens <= 0) {
             throw CliError.usage("--max-tokens must be at least 1, not " + maxTokens);
         }

@@ -15,6 +15,11 @@ public interface Task {
     /** The step names {@code --step} takes, in the order {@code --step all} runs them. */
     List<String> steps();
 
+    /** Tokens per answer when --max-tokens is not given. */
+    default int defaultMaxTokens() {
+        return 128;
+    }
+
     /** Checks of the options alone (no file read): a combination the task cannot use is an input error. */
     default void checkOptions(TaskOptions options) throws InputException {}
 

@@ -1,13 +1,14 @@
 package dev.tether.pipeline;
 
 import dev.tether.pipeline.precisewikiqa.PreciseWikiQa;
+import dev.tether.pipeline.triviaqa.TriviaQa;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Optional;
 
 /** The tasks {@code tether run --task NAME} knows, in the order help lists them. */
 public final class Tasks {
-    private static final List<Task> ALL = List.of(new PreciseWikiQa(), new PromptsTask(), new BatchTask());
+    private static final List<Task> ALL = List.of(new PreciseWikiQa(), new PromptsTask(), new BatchTask(), new TriviaQa());
 
     private Tasks() {}
 
