@@ -37,7 +37,8 @@ import picocli.CommandLine.Option;
  * Everything is checked before any server starts: task, step, N, files, output directory.
  */
 @Command(name = "run", mixinStandardHelpOptions = true,
-        description = {"Run a batch job: precisewikiqa (generate -> inference -> eval) or prompts (any JSONL).",
+        description = {"Run a batch job (--task): the HalluLens tasks precisewikiqa, triviaqa and mixedentities, prompts (any JSONL) "
+                + "or batch (OpenAI Batch API JSONL).",
                 "Starts the servers it needs, keeps them busy, and stops them (whole tree, port free) when it ends.",
                 "Re-running the same command resumes: finished records are kept and skipped."})
 final class RunCommand implements Callable<Integer> {

@@ -1,5 +1,6 @@
 package dev.tether.pipeline;
 
+import dev.tether.pipeline.mixedentities.MixedEntities;
 import dev.tether.pipeline.precisewikiqa.PreciseWikiQa;
 import dev.tether.pipeline.triviaqa.TriviaQa;
 import java.util.Iterator;
@@ -8,7 +9,7 @@ import java.util.Optional;
 
 /** The tasks {@code tether run --task NAME} knows, in the order help lists them. */
 public final class Tasks {
-    private static final List<Task> ALL = List.of(new PreciseWikiQa(), new PromptsTask(), new BatchTask(), new TriviaQa());
+    private static final List<Task> ALL = List.of(new PreciseWikiQa(), new PromptsTask(), new BatchTask(), new TriviaQa(), new MixedEntities());
 
     private Tasks() {}
 
