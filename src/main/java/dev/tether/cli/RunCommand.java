@@ -63,7 +63,7 @@ final class RunCommand implements Callable<Integer> {
                     + "inference, eval; triviaqa and mixedentities: their steps likewise (README).")
     String step;
 
-    @Option(names = "--N", paramLabel = "n", defaultValue = "100", description = "Number of questions (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--N", paramLabel = "n", defaultValue = "100", description = "Questions (precisewikiqa, triviaqa), or made-up names per type (mixedentities) (default: ${DEFAULT-VALUE}).")
     int n;
 
     @Option(names = "--q-generator", paramLabel = "M", description = "Model that writes the questions (default: --model).")
@@ -77,7 +77,7 @@ final class RunCommand implements Callable<Integer> {
     Path outputDir;
 
     @Option(names = "--layout", paramLabel = "LAYOUT", defaultValue = "tether",
-            description = "precisewikiqa: tether (OUT/precise_qa, OUT/precisewikiqa/<model>) or hallulens (the original's paths "
+            description = "precisewikiqa, triviaqa, mixedentities: tether (OUT/precise_qa, OUT/precisewikiqa/<model>, ...) or hallulens (the original's paths "
                     + "data/precise_qa/save/... and output/precise_wikiqa_goodwiki_dynamic/<model>/..., and its key names in "
                     + "eval_results.json) (default: ${DEFAULT-VALUE}).")
     String layoutName;
@@ -92,10 +92,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--no-resume", description = "Start over instead of continuing an earlier run (old files are kept as .bak).")
     boolean noResume;
 
-    @Option(names = "--input", paramLabel = "FILE.jsonl", description = "prompts: one JSON object per line with prompt or messages.")
+    @Option(names = "--input", paramLabel = "FILE.jsonl", description = "prompts: one JSON object per line with prompt or messages; batch: OpenAI Batch API lines (custom_id, method, url, body).")
     Path input;
 
-    @Option(names = "--output", paramLabel = "FILE.jsonl", description = "prompts: where generations go (default: OUTPUT-DIR/prompts/<model>/generations.jsonl).")
+    @Option(names = "--output", paramLabel = "FILE.jsonl", description = "prompts, batch: where the results go (default: OUTPUT-DIR/prompts/<model>/generations.jsonl, OUTPUT-DIR/batch/<model>/results.jsonl).")
     Path output;
 
     @Option(names = "--max-tokens", paramLabel = "n",
@@ -105,10 +105,10 @@ final class RunCommand implements Callable<Integer> {
     /** Resolved in checkOptions(): the option, or the task's default. */
     int maxTokens;
 
-    @Option(names = "--temperature", paramLabel = "T", defaultValue = "0", description = "prompts: sampling temperature unless a line sets its own (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--temperature", paramLabel = "T", defaultValue = "0", description = "prompts, batch: sampling temperature unless a line sets its own (default: ${DEFAULT-VALUE}).")
     double temperature;
 
-    @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "generate: makes document and section sampling reproducible (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "generate: makes document and section sampling (precisewikiqa) or the made-up names (mixedentities) reproducible (default: ${DEFAULT-VALUE}).")
     long seed;
 
     @Option(names = "--wiki-file", paramLabel = "FILE", description = "generate: wiki documents (default: the sample that ships with tether).")

@@ -98,6 +98,19 @@ class MixedEntitiesTaskTest {
     }
 
     @Test
+    void theHallulensLayoutWritesTheOriginalsPromptsCsvAndNeedsNoServerToGenerate() throws Exception {
+        TetherCli.Result r = TetherCli.run(tethers.home(), NO_KEY, "run", "--task", "mixedentities", "--step", "generate",
+                "--model", "org/m", "--url", "http://127.0.0.1:9", "--entities-dir", entities().toString(), "--N", "2",
+                "--layout", "hallulens", "--output-dir", dir.resolve("hl").toString());
+        assertThat(r.exitCode()).as("stdout:\n%s\nstderr:\n%s", r.out(), r.err()).isZero();
+        Path save = dir.resolve("hl/data/nonsense_all/save/m");
+        List<String> csv = Files.readAllLines(save.resolve("nonsense_all_0_2.csv"));
+        assertThat(csv).hasSize(7).first().isEqualTo("prompt,name,type");
+        assertThat(csv.subList(1, 7)).allSatisfy(line -> assertThat(line).matches(".*,[a-zA-Z ]+,(medicine|animal|plant)"));
+        assertThat(TetherHomes.jsonLines(save.resolve("nonsense_all_0_2.jsonl"))).hasSize(6);
+    }
+
+    @Test
     void aListThatCannotGiveNNamesIsAnInputError() throws Exception {
         Path lists = Files.createDirectories(dir.resolve("short"));
         Files.writeString(lists.resolve("medicine.txt"), "Foo Tablet\nBar Syrup\n");
