@@ -59,8 +59,8 @@ final class RunCommand implements Callable<Integer> {
     TaskOptions options;
 
     @Option(names = "--step", paramLabel = "STEP", defaultValue = "all",
-            description = "The task's step, or all of them in order (default: ${DEFAULT-VALUE}); precisewikiqa: generate, "
-                    + "inference, eval; triviaqa and mixedentities: their steps likewise (README).")
+            description = "The task's step, or all of them in order (default: ${DEFAULT-VALUE}): precisewikiqa and "
+                    + "mixedentities generate, inference, eval; triviaqa inference, eval; prompts and batch have one step.")
     String step;
 
     @Option(names = "--N", paramLabel = "n", defaultValue = "100", description = "Questions (precisewikiqa, triviaqa), or made-up names per type (mixedentities) (default: ${DEFAULT-VALUE}).")

@@ -72,6 +72,7 @@ public final class BatchTask implements Task {
         long total = validate(o.input());
         Path output = output(o);
         TaskOptions.checkOutputFile(output);
+        TaskOptions.checkNotInput(o.input(), output);
         if (o.resume()) {
             producedBy(o).check("batch", output, "--output");
         }

@@ -256,6 +256,7 @@ public final class PromptsTask implements Task {
         Options options = new Options(o.input(), output(o), o.model(), o.maxTokens(), o.temperature(), o.resume(),
                 o.concurrency());
         TaskOptions.checkOutputFile(options.output());
+        TaskOptions.checkNotInput(o.input(), options.output());
         // A resume must not mix models or settings in one file: refused here, before any server starts.
         options.checkResume();
         return List.of(Step.of("prompts", Role.MODEL, () -> work(options, total), runner -> run(options, runner, total)));

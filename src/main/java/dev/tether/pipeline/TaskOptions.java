@@ -52,6 +52,17 @@ public record TaskOptions(String model, String qGenerator, String judge, int n, 
         }
     }
 
+    /** The output must not be the input: appending results to the file being read would corrupt both. */
+    public static void checkNotInput(Path input, Path output) throws InputException {
+        try {
+            if (Files.exists(output) && Files.isSameFile(input, output)) {
+                throw new InputException("--output " + output + " is the input file; give another path with --output");
+            }
+        } catch (IOException e) {
+            // unreadable paths are reported by the checks of the input and the output
+        }
+    }
+
     /** An input file that must exist and be readable, by the option that names it. */
     public static void checkInputFile(Path file, String what) throws InputException {
         if (Files.isDirectory(file)) {

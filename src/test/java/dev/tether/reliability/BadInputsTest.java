@@ -304,6 +304,10 @@ class BadInputsTest {
                 c("batch: an endpoint tether does not send", 2, "b.jsonl:1: \"url\" must be", x -> a("run", "--task", "batch",
                         "--model", "tiny", "--output-dir", x.path("out").toString(), "--input", x.file("b.jsonl",
                         "{\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/embeddings\",\"body\":{\"input\":\"x\"}}\n"))),
+                c("--output is the input", 2, "is the input file", x -> {
+                    String in = x.file("same.jsonl", "{\"prompt\":\"a\"}\n");
+                    return a("run", "--task", "prompts", "--model", "tiny", "--input", in, "--output", in);
+                }, (x, t) -> assertThat(x.path("same.jsonl")).hasContent("{\"prompt\":\"a\"}\n")),
                 c("triviaqa: --data missing", 2, "--data file not found", x -> a("run", "--task", "triviaqa", "--model", "tiny",
                         "--output-dir", x.path("out").toString(), "--data", "/nonexistent/trivia.json")),
                 c("triviaqa: --data not TriviaQA JSON", 2, "has no \"Data\"", x -> a("run", "--task", "triviaqa", "--model", "tiny",
