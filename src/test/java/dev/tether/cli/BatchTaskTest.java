@@ -158,6 +158,48 @@ class BatchTaskTest {
         }
     }
 
+    /** Complete lines in a file that may end in a torn one. */
+    private static long completeLines(Path file) throws Exception {
+        if (!Files.exists(file)) {
+            return 0;
+        }
+        return Files.readString(file).chars().filter(c -> c == '\n').count();
+    }
+
+    @Test
+    void aRunKilledWithSigkillMidBatchResumesWithEveryCustomIdExactlyOnce() throws Exception {
+        StringBuilder lines = new StringBuilder();
+        for (int i = 0; i < 24; i++) {
+            lines.append("{\"custom_id\":\"c").append(i).append("\",\"method\":\"POST\",\"url\":\"/v1/completions\","
+                    + "\"body\":{\"prompt\":\"item ").append(i).append("\"}}\n");
+        }
+        Path input = Files.writeString(dir.resolve("many.jsonl"), lines);
+        Path output = dir.resolve("out.jsonl");
+        try (FlakyOpenAiServer server = FlakyOpenAiServer.start("--port", "0", "--delay-ms", "150")) {
+            BackgroundTether run = tethers.start(dir, "run", "--task", "batch", "--model", "m", "--url", server.baseUrl(),
+                    "--input", input.toString(), "--output", output.toString(), "--concurrency", "2");
+            long deadline = System.nanoTime() + java.time.Duration.ofMinutes(2).toNanos();
+            while (completeLines(output) < 5) {   // poll the output until some records are in, then kill mid-run
+                assertThat(System.nanoTime()).as("5 records within 2 minutes\n%s%s", run.out(), run.err()).isLessThan(deadline);
+                assertThat(run.process.isAlive()).as("the run ended before it was killed:\n%s%s", run.out(), run.err()).isTrue();
+                Thread.sleep(20);
+            }
+            run.process.destroyForcibly();   // SIGKILL
+            run.process.waitFor();
+            long kept = completeLines(output);
+            assertThat(kept).isLessThan(24);
+            int before = server.requests();
+            TetherCli.Result again = batch(server, input, output);
+            assertThat(again.exitCode()).as("stdout:\n%s\nstderr:\n%s", again.out(), again.err()).isZero();
+            assertThat(again.out()).contains("batch: 24 records (" + kept + " resumed from an earlier run), 0 failed");
+            assertThat(server.requests() - before).as("only what was not written is sent again").isEqualTo(24 - kept);
+            List<JsonNode> out = TetherHomes.jsonLines(output);
+            assertThat(out).extracting(l -> l.get("custom_id").asText()).doesNotHaveDuplicates().hasSize(24)
+                    .containsExactlyElementsOf(java.util.stream.IntStream.range(0, 24).mapToObj(i -> "c" + i).toList());
+            assertThat(out).allSatisfy(l -> assertThat(l.get("error").isNull()).isTrue());
+        }
+    }
+
     @Test
     void onTheTinyModelEveryRequestIsAnsweredAndARerunWritesNothing() throws Exception {
         Path output = dir.resolve("out").resolve("batch/tiny/results.jsonl");
