@@ -4,23 +4,25 @@ import dev.tether.client.ClientConfig;
 import dev.tether.client.OpenAiClient;
 import dev.tether.client.ServerStoppedException;
 import dev.tether.pipeline.InputException;
-import dev.tether.pipeline.PromptsTask;
+import dev.tether.pipeline.Layout;
 import dev.tether.pipeline.ResumableOutput;
+import dev.tether.pipeline.Role;
 import dev.tether.pipeline.ServerSession;
+import dev.tether.pipeline.Step;
 import dev.tether.pipeline.StepResult;
+import dev.tether.pipeline.StepRunner;
+import dev.tether.pipeline.Task;
+import dev.tether.pipeline.TaskOptions;
+import dev.tether.pipeline.Tasks;
 import dev.tether.pipeline.Work;
-import dev.tether.pipeline.precisewikiqa.PreciseWikiQa;
-import dev.tether.pipeline.precisewikiqa.WikiDocs;
 import dev.tether.server.ForeignPortException;
 import dev.tether.server.PortInUseException;
 import dev.tether.server.ServerManager;
 import dev.tether.server.ServerSpec;
 import dev.tether.server.ServerStartException;
 import dev.tether.server.TetherHome;
-import java.io.IOException;
 import java.io.PrintStream;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -36,12 +38,11 @@ import picocli.CommandLine.Option;
  * Everything is checked before any server starts: task, step, N, files, output directory.
  */
 @Command(name = "run", mixinStandardHelpOptions = true,
-        description = {"Run a batch job: precisewikiqa (generate -> inference -> eval) or prompts (any JSONL).",
+        description = {"Run a batch job (--task): the HalluLens tasks precisewikiqa, triviaqa and mixedentities, prompts (any JSONL) "
+                + "or batch (OpenAI Batch API JSONL).",
                 "Starts the servers it needs, keeps them busy, and stops them (whole tree, port free) when it ends.",
                 "Re-running the same command resumes: finished records are kept and skipped."})
 final class RunCommand implements Callable<Integer> {
-    static final List<String> STEPS = List.of("generate", "inference", "eval", "all");
-
     @Mixin
     ServerOptions server;
 
@@ -52,14 +53,25 @@ final class RunCommand implements Callable<Integer> {
             description = "After --: more arguments for the server's argv (e.g. -- --max-model-len 4096).")
     List<String> serverArgs;
 
-    @Option(names = "--task", required = true, paramLabel = "TASK", description = "precisewikiqa or prompts.")
-    String task;
+    @Option(names = "--task", required = true, paramLabel = "TASK", completionCandidates = Tasks.Names.class,
+            description = "One of: ${COMPLETION-CANDIDATES} (README, \"Tasks\").")
+    String taskName;
+
+    /** Resolved in checkOptions(). */
+    Task task;
+
+    /** Resolved in checkOptions(): the steps --step names, in order. */
+    List<String> stepNames;
+
+    /** Resolved in checkOptions(): what the task reads. */
+    TaskOptions options;
 
     @Option(names = "--step", paramLabel = "STEP", defaultValue = "all",
-            description = "precisewikiqa step: generate, inference, eval or all (default: ${DEFAULT-VALUE}).")
+            description = "The task's step, or all of them in order (default: ${DEFAULT-VALUE}): precisewikiqa and "
+                    + "mixedentities generate, inference, eval; triviaqa inference, eval; prompts and batch have one step.")
     String step;
 
-    @Option(names = "--N", paramLabel = "n", defaultValue = "100", description = "Number of questions (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--N", paramLabel = "n", defaultValue = "100", description = "Questions (precisewikiqa, triviaqa), or made-up names per type (mixedentities) (default: ${DEFAULT-VALUE}).")
     int n;
 
     @Option(names = "--q-generator", paramLabel = "M", description = "Model that writes the questions (default: --model).")
@@ -73,13 +85,10 @@ final class RunCommand implements Callable<Integer> {
     Path outputDir;
 
     @Option(names = "--layout", paramLabel = "LAYOUT", defaultValue = "tether",
-            description = "precisewikiqa: tether (OUT/precise_qa, OUT/precisewikiqa/<model>) or hallulens (the original's paths "
+            description = "precisewikiqa, triviaqa, mixedentities: tether (OUT/precise_qa, OUT/precisewikiqa/<model>, ...) or hallulens (the original's paths "
                     + "data/precise_qa/save/... and output/precise_wikiqa_goodwiki_dynamic/<model>/..., and its key names in "
                     + "eval_results.json) (default: ${DEFAULT-VALUE}).")
     String layoutName;
-
-    /** Resolved in checkOptions(). */
-    PreciseWikiQa.Layout layout;
 
     @Option(names = "--concurrency", paramLabel = "C",
             description = "Requests in flight per server (so C x N with --replicas N) at most (default: 64, which suits vLLM; "
@@ -95,23 +104,35 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--no-resume", description = "Start over instead of continuing an earlier run (old files are kept as .bak).")
     boolean noResume;
 
-    @Option(names = "--input", paramLabel = "FILE.jsonl", description = "prompts: one JSON object per line with prompt or messages.")
+    @Option(names = "--input", paramLabel = "FILE.jsonl", description = "prompts: one JSON object per line with prompt or messages; batch: OpenAI Batch API lines (custom_id, method, url, body).")
     Path input;
 
-    @Option(names = "--output", paramLabel = "FILE.jsonl", description = "prompts: where generations go (default: OUTPUT-DIR/prompts/<model>/generations.jsonl).")
+    @Option(names = "--output", paramLabel = "FILE.jsonl", description = "prompts, batch: where the results go (default: OUTPUT-DIR/prompts/<model>/generations.jsonl, OUTPUT-DIR/batch/<model>/results.jsonl).")
     Path output;
 
-    @Option(names = "--max-tokens", paramLabel = "n", defaultValue = "128", description = "Tokens per answer (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--max-tokens", paramLabel = "n",
+            description = "Tokens per answer (default: 128; triviaqa and mixedentities: 256, as the original runner).")
+    Integer maxTokensOption;
+
+    /** Resolved in checkOptions(): the option, or the task's default. */
     int maxTokens;
 
-    @Option(names = "--temperature", paramLabel = "T", defaultValue = "0", description = "prompts: sampling temperature unless a line sets its own (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--temperature", paramLabel = "T", defaultValue = "0", description = "prompts, batch: sampling temperature unless a line sets its own (default: ${DEFAULT-VALUE}).")
     double temperature;
 
-    @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "generate: makes document and section sampling reproducible (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "generate: makes document and section sampling (precisewikiqa) or the made-up names (mixedentities) reproducible (default: ${DEFAULT-VALUE}).")
     long seed;
 
     @Option(names = "--wiki-file", paramLabel = "FILE", description = "generate: wiki documents (default: the sample that ships with tether).")
     Path wikiFile;
+
+    @Option(names = "--data", paramLabel = "FILE", description = "triviaqa: the questions (TriviaQA JSON, default: the sample that ships with tether).")
+    Path data;
+
+    @Option(names = "--entities-dir", paramLabel = "DIR",
+            description = "mixedentities: real names to mix, one file per type (animal.txt, plant.txt, bacteria.txt, medicine.txt; "
+                    + "default: the lists that ship with tether).")
+    Path entitiesDir;
 
     @Option(names = "--restarts", paramLabel = "n", defaultValue = "3", description = "How often a server that dies mid-run is restarted (default: ${DEFAULT-VALUE}).")
     int restarts;
@@ -152,64 +173,24 @@ final class RunCommand implements Callable<Integer> {
         PrintStream err = System.err;
         checkOptions();
         TetherHome home = TetherHome.fromEnvironment();
-        // Resolve every server spec now: a bad profile or missing executable is exit 2 before anything starts.
-        String model = server.model;
-        String qGen = qGenerator != null ? qGenerator : model;
-        String judgeModel = judge != null ? judge : model;
-        List<String> steps = task.equals("prompts") ? List.of("prompts")
-                : step.equals("all") ? List.of("generate", "inference", "eval") : List.of(step);
+        List<Step> steps;
         Duration profileHang = null;
-        for (String s : endpoint != null ? List.<String>of() : steps) {
-            ServerSpec stepSpec = server.toSpec(home, modelFor(s, model, qGen, judgeModel));
-            pool.place(stepSpec, group);   // too few GPUs for the replicas: exit 2 now
-            Duration h = stepSpec.profile().hangTimeout();
-            profileHang = profileHang != null ? profileHang : h;
-        }
-        Duration hang = hangTimeout != null ? hangTimeout : profileHang != null ? profileHang : ClientConfig.DEFAULT_HANG_TIMEOUT;
-        long promptCount = 0;
-        List<WikiDocs.Doc> docs = null;
         try {
-            if (!task.equals("prompts") || output == null) {
-                prepareOutputDir();   // prompts with --output writes nothing under --output-dir: no stray output/
-            }
-            if (task.equals("prompts")) {
-                promptCount = PromptsTask.validate(input);
-                checkOutputFile(promptsOutput(model));
-            }
-            if (steps.contains("generate")) {
-                Path original = outputDir.resolve("data/wiki_data").resolve(WikiDocs.FILE_NAME);
-                if (wikiFile == null && layout == PreciseWikiQa.Layout.HALLULENS && Files.isRegularFile(original)) {
-                    wikiFile = original;   // a HalluLens checkout's own documents (its download script puts them there)
-                }
-                docs = wikiFile != null ? WikiDocs.load(wikiFile) : WikiDocs.loadSample();
-            }
-            if (steps.getFirst().equals("inference") && !Files.isRegularFile(PreciseWikiQa.questionsFile(layout, outputDir, qGen))) {
-                throw new InputException("questions file not found: " + PreciseWikiQa.questionsFile(layout, outputDir, qGen)
-                        + " (run --step generate first, with the same --q-generator and --output-dir)");
-            }
-            if (steps.getFirst().equals("inference")) {
-                // Too few usable questions (a malformed file, a smaller --N earlier) is an input error: say so before a server starts.
-                PreciseWikiQa.questions(PreciseWikiQa.questionsFile(layout, outputDir, qGen), n);
-            }
-            if (steps.getFirst().equals("eval")
-                    && !Files.isRegularFile(PreciseWikiQa.modelDir(layout, outputDir, model).resolve("generation.jsonl"))) {
-                throw new InputException("generations not found: " + PreciseWikiQa.modelDir(layout, outputDir, model).resolve("generation.jsonl")
-                        + " (run --step inference first, with the same --model and --output-dir)");
-            }
-            // A resume must not mix models or settings in one file: refused here, before any server starts.
-            if (task.equals("prompts")) {
-                promptsOptions(model).checkResume();
-            } else {
-                PreciseWikiQa.Context unstarted = new PreciseWikiQa.Context(outputDir, null, concurrency, !noResume, seed,
-                        maxTokens, err, layout);
-                for (String s : steps) {
-                    PreciseWikiQa.checkResume(unstarted, s, model, qGen, judgeModel);
+            steps = task.plan(options, stepNames);
+            // Resolve every server spec now: a bad profile or missing executable is exit 2 before anything starts.
+            for (Step s : endpoint != null ? List.<Step>of() : steps) {
+                if (s.role() != Role.NONE) {
+                    ServerSpec stepSpec = server.toSpec(home, options.modelFor(s.role()));
+                    pool.place(stepSpec, group);   // too few GPUs for the replicas: exit 2 now
+                    Duration h = stepSpec.profile().hangTimeout();
+                    profileHang = profileHang != null ? profileHang : h;
                 }
             }
         } catch (InputException e) {
             throw CliError.usage(e.getMessage());
         }
-        if (steps.stream().anyMatch(s -> "tiny".equals(modelFor(s, model, qGen, judgeModel)))) {
+        Duration hang = hangTimeout != null ? hangTimeout : profileHang != null ? profileHang : ClientConfig.DEFAULT_HANG_TIMEOUT;
+        if (steps.stream().anyMatch(s -> s.role() != Role.NONE && "tiny".equals(options.modelFor(s.role())))) {
             out.println("Note: model 'tiny' has random weights; its questions, answers and verdicts are meaningless text "
                     + "(it exists to exercise the pipeline offline). Use --model /path/to/model.gguf or --profile vllm for real results.");
         }
@@ -230,38 +211,21 @@ final class RunCommand implements Callable<Integer> {
                      .withMaxRetries(retries)
                      .withApiKey(Endpoint.apiKey(apiKey))
                      .withHangTimeout(hang))) {
-            PreciseWikiQa.Context context = new PreciseWikiQa.Context(outputDir, client, concurrency, !noResume, seed,
-                    maxTokens, err, layout);
-            for (String s : steps) {
-                String stepModel = modelFor(s, model, qGen, judgeModel);
-                PromptsTask.Options prompts = promptsOptions(model);
+            StepRunner runner = new StepRunner(client, concurrency, !noResume, err);
+            for (Step step : steps) {
                 // Each step finds out from its files whether it has anything left to send before a server starts
                 // (for --step all, after the step before it has written its output).
-                Work work = switch (s) {
-                    case "prompts" -> PromptsTask.work(prompts, promptCount);
-                    case "generate" -> PreciseWikiQa.generateWork(context, qGen, docs, n);
-                    case "inference" -> PreciseWikiQa.inferenceWork(context, model, qGen, n);
-                    case "eval" -> PreciseWikiQa.evalWork(context, model, n);
-                    default -> throw new IllegalStateException(s);
-                };
+                Work work = step.left();
                 if (work.nothingLeft()) {
                     out.println(work.nothingToDo());
                 } else {
-                    if (session != null) {
-                        serve(session, stepModel);
+                    if (session != null && step.role() != Role.NONE) {
+                        serve(session, options.modelFor(step.role()));
                     }
-                    if (s.equals("generate") && wikiFile == null) {
-                        WikiDocs.sample(outputDir.resolve("data"));   // the run's input, where a user can see it
-                    }
+                    step.starting();
                 }
                 out.flush();
-                StepResult result = switch (s) {
-                    case "prompts" -> PromptsTask.run(prompts, client, promptCount, err);
-                    case "generate" -> PreciseWikiQa.generate(context, qGen, docs, n);
-                    case "inference" -> PreciseWikiQa.inference(context, model, qGen, n);
-                    case "eval" -> PreciseWikiQa.eval(context, model, judgeModel, n);
-                    default -> throw new IllegalStateException(s);
-                };
+                StepResult result = step.run(runner);
                 results.add(result);
                 out.println(result.summary());
                 result.report().forEach(out::println);
@@ -279,6 +243,11 @@ final class RunCommand implements Callable<Integer> {
             throw new CliError(ExitCode.JOB_FAILED, e.getMessage() + "; free some space (or fix the disk) and re-run the same "
                     + "command: it resumes after the last complete record", e);
         }
+        return finish(out, results);
+    }
+
+    /** The closing lines and the exit code: 0 when every record succeeded and the results are usable, else 1. */
+    private int finish(PrintWriter out, List<StepResult> results) {
         long failures = results.stream().mapToLong(StepResult::failures).sum();
         List<String> problems = results.stream().map(StepResult::problem).filter(java.util.Objects::nonNull).toList();
         if (failures == 0 && !problems.isEmpty()) {
@@ -313,14 +282,6 @@ final class RunCommand implements Callable<Integer> {
         return ExitCode.OK;
     }
 
-    private static String modelFor(String step, String model, String qGen, String judgeModel) {
-        return switch (step) {
-            case "generate" -> qGen;
-            case "eval" -> judgeModel;
-            default -> model;
-        };
-    }
-
     private void serve(ServerSession session, String model) {
         try {
             session.serve(model);
@@ -334,29 +295,22 @@ final class RunCommand implements Callable<Integer> {
         }
     }
 
-    private PromptsTask.Options promptsOptions(String model) {
-        return new PromptsTask.Options(input, promptsOutput(model), model, maxTokens, temperature, !noResume, concurrency);
-    }
-
-    private Path promptsOutput(String model) {
-        return output != null ? output
-                : outputDir.resolve("prompts").resolve(PreciseWikiQa.modelName(model)).resolve("generations.jsonl");
-    }
-
     private void checkOptions() {
         server.takeTrailingArgs(serverArgs, spec);
-        if (!task.equals("precisewikiqa") && !task.equals("prompts")) {
-            throw CliError.usage("unknown task '" + task + "' (known: precisewikiqa, prompts)");
+        task = Tasks.find(taskName).orElseThrow(() -> CliError.usage("unknown task '" + taskName + "' (known: "
+                + String.join(", ", Tasks.names()) + ")"));
+        List<String> known = new ArrayList<>(task.steps());
+        known.add("all");
+        if (!known.contains(step)) {
+            throw CliError.usage("unknown step '" + step + "' for --task " + taskName + " (known: " + String.join(", ", known) + ")");
         }
-        if (!STEPS.contains(step)) {
-            throw CliError.usage("unknown step '" + step + "' (known: " + String.join(", ", STEPS) + ")");
-        }
-        layout = PreciseWikiQa.Layout.parse(layoutName);
+        stepNames = step.equals("all") ? task.steps() : List.of(step);
+        Layout layout = Layout.parse(layoutName);
         if (layout == null) {
             throw CliError.usage("unknown layout '" + layoutName + "' (known: tether, hallulens)");
         }
         if (outputDir == null) {
-            outputDir = Path.of(layout == PreciseWikiQa.Layout.HALLULENS ? "." : "output");
+            outputDir = Path.of(layout == Layout.HALLULENS ? "." : "output");
         }
         if (server.model == null || server.model.isBlank()) {
             throw CliError.usage("--model is required (for example --model tiny, or a path to a .gguf file)");
@@ -381,6 +335,7 @@ final class RunCommand implements Callable<Integer> {
         }
         pool.check(spec, spec.commandLine().getParseResult().hasMatchedOption("--port"), server.port);
         concurrency *= pool.replicas;   // per server: N replicas keep N times as many requests in flight
+        maxTokens = maxTokensOption != null ? maxTokensOption : task.defaultMaxTokens();
         if (maxTokens <= 0) {
             throw CliError.usage("--max-tokens must be at least 1, not " + maxTokens);
         }
@@ -390,55 +345,14 @@ final class RunCommand implements Callable<Integer> {
         if (restarts < 0 || retries < 0) {
             throw CliError.usage("--restarts and --retries cannot be negative");
         }
-        if (task.equals("prompts") && input == null) {
-            throw CliError.usage("--task prompts needs --input FILE.jsonl");
-        }
-        if (task.equals("precisewikiqa") && input != null) {
-            throw CliError.usage("--input is for --task prompts; precisewikiqa reads --wiki-file");
-        }
-    }
-
-    /** The prompts output file must be writable before a server starts (not a directory, its directory writable). */
-    private static void checkOutputFile(Path file) throws InputException {
-        if (Files.isDirectory(file)) {
-            throw new InputException("output " + file + " is a directory; give a file path with --output");
-        }
-        Path parent = file.toAbsolutePath().getParent();
+        String model = server.model;
+        options = new TaskOptions(model, qGenerator != null ? qGenerator : model, judge != null ? judge : model, n, outputDir,
+                layout, input, output, data, entitiesDir, wikiFile, maxTokens, temperature, seed, !noResume, concurrency,
+                System.err);
         try {
-            Files.createDirectories(parent);
-            Path probe = Files.createTempFile(parent, ".tether-write-check", ".tmp");
-            Files.delete(probe);
-        } catch (IOException | SecurityException e) {
-            throw new InputException("output " + file + " cannot be written: its directory " + parent + " is not writable ("
-                    + why(e) + "); choose another with --output");
+            task.checkOptions(options);
+        } catch (InputException e) {
+            throw CliError.usage(e.getMessage());
         }
-        if (Files.exists(file) && !Files.isWritable(file)) {
-            throw new InputException("output " + file + " is not writable; choose another with --output");
-        }
-    }
-
-    /** The output directory must be creatable and writable before a server starts. */
-    private void prepareOutputDir() throws InputException {
-        try {
-            Files.createDirectories(outputDir);
-            Path probe = Files.createTempFile(outputDir, ".tether-write-check", ".tmp");
-            Files.delete(probe);
-        } catch (IOException | SecurityException e) {
-            throw new InputException("output directory " + outputDir + " is not writable (" + why(e)
-                    + "); choose another with --output-dir");
-        }
-    }
-
-    /** The OS's reason (Java's file exceptions often carry only the path as their message). */
-    private static String why(Exception e) {
-        if (e instanceof java.nio.file.FileSystemException f && f.getReason() != null) {
-            return f.getReason();
-        }
-        return switch (e) {
-            case java.nio.file.NoSuchFileException n -> "cannot be created there";
-            case java.nio.file.FileAlreadyExistsException x -> "a file is in the way: " + x.getFile();
-            case java.nio.file.AccessDeniedException x -> "permission denied";
-            default -> e.getMessage();
-        };
     }
 }

@@ -3,18 +3,12 @@ package dev.tether.pipeline;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tether.client.ClientException;
-import dev.tether.client.Completion;
 import dev.tether.client.CompletionRequest;
-import dev.tether.client.OpenAiClient;
-import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Iterator;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * {@code --task prompts}: any JSONL of prompts → one generation per line (DESIGN 6).
@@ -25,7 +19,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * number, when it has no id), {@code generation}, {@code finish_reason}, {@code usage} and {@code produced_by} — or
  * {@code generation: null} and an {@code error} when it failed after all retries.
  */
-public final class PromptsTask {
+public final class PromptsTask implements Task {
     public record Options(Path input, Path output, String model, int maxTokens, double temperature, boolean resume,
                           int concurrency) {
         /** The run's settings, in every output record (a line's own max_tokens or temperature is in the record). */
@@ -42,7 +36,7 @@ public final class PromptsTask {
         }
     }
 
-    private PromptsTask() {}
+    PromptsTask() {}
 
     /** Reads the whole input once before anything is sent: every bad line is reported as file:line. */
     public static long validate(Path input) throws InputException {
@@ -153,71 +147,6 @@ public final class PromptsTask {
         return null;
     }
 
-    /**
-     * Where each id is in the input: the 64-bit hash of each id's key next to its line number, in two arrays sorted by
-     * hash (16 bytes an id, whatever the size of the records).
-     */
-    private static final class InputLines {
-        private long[] hashes = new long[1024];
-        private long[] lines = new long[1024];
-        private int size;
-
-        static InputLines of(Path input) {
-            InputLines l = new InputLines();
-            for (Jsonl.Line line : Jsonl.read(input)) {
-                if (line.ok() && line.object().has("id")) {
-                    if (l.size == l.hashes.length) {
-                        l.hashes = Arrays.copyOf(l.hashes, l.size * 2);
-                        l.lines = Arrays.copyOf(l.lines, l.size * 2);
-                    }
-                    l.hashes[l.size] = DoneKeys.hash(key(line.object(), line.number()));
-                    l.lines[l.size++] = line.number();
-                }
-            }
-            l.sort(0, l.size - 1);
-            return l;
-        }
-
-        long lineOf(String key) {
-            int i = Arrays.binarySearch(hashes, 0, size, DoneKeys.hash(key));
-            return i >= 0 ? lines[i] : Long.MAX_VALUE;
-        }
-
-        /** Quicksort of both arrays by hash (ids are unique: validate() refused duplicates). */
-        private void sort(int lo, int hi) {
-            while (lo < hi) {
-                long pivot = hashes[(lo + hi) >>> 1];
-                int i = lo;
-                int j = hi;
-                while (i <= j) {
-                    while (hashes[i] < pivot) {
-                        i++;
-                    }
-                    while (hashes[j] > pivot) {
-                        j--;
-                    }
-                    if (i <= j) {
-                        long h = hashes[i];
-                        hashes[i] = hashes[j];
-                        hashes[j] = h;
-                        long n = lines[i];
-                        lines[i] = lines[j];
-                        lines[j] = n;
-                        i++;
-                        j--;
-                    }
-                }
-                if (j - lo < hi - i) {
-                    sort(lo, j);
-                    lo = i;
-                } else {
-                    sort(i, hi);
-                    hi = j;
-                }
-            }
-        }
-    }
-
     static String key(ObjectNode record, int lineNumber) {
         JsonNode id = record.get("id");
         return id != null ? "id:" + id.asText() : "line:" + lineNumber;
@@ -246,72 +175,91 @@ public final class PromptsTask {
         return new Work("prompts", left, "all " + total + " records already in " + options.output());
     }
 
-    public static StepResult run(Options options, OpenAiClient client, long total, PrintStream err) throws Exception {
-        long t0 = System.nanoTime();
-        AtomicLong done = new AtomicLong();
-        AtomicLong failed = new AtomicLong();
-        AtomicLong promptTokens = new AtomicLong();
-        AtomicLong completionTokens = new AtomicLong();
-        ProducedBy producedBy = options.producedBy();
-        StepResult result;
-        try (ResumableOutput out = ResumableOutput.open(options.output(), options.resume(), PromptsTask::outputKey);
-             Progress progress = new Progress("prompts", total, err)) {
-            long resumed = out.resumed();
-            progress.stepBy(resumed);
-            Iterator<Jsonl.Line> lines = Jsonl.read(options.input()).iterator();
-            Iterator<Workers.Job> jobs = new Iterator<>() {
-                private Jsonl.Line next = advance();
-
-                private Jsonl.Line advance() {
-                    while (lines.hasNext()) {
-                        Jsonl.Line line = lines.next();
-                        if (!out.done().contains(key(line.object(), line.number()))) {
-                            return line;
-                        }
-                    }
-                    return null;
-                }
-
-                @Override
-                public boolean hasNext() {
-                    return next != null;
-                }
-
-                @Override
-                public Workers.Job next() {
-                    Jsonl.Line line = next;
-                    next = advance();
-                    return () -> {
-                        ObjectNode record = line.object().deepCopy();
-                        if (!record.has("id")) {
-                            record.put("line", line.number());
-                        }
-                        producedBy.stamp(record);
-                        try {
-                            Completion c = client.complete(request(options, line.object()));
-                            Requests.putResult(record, "generation", c);
-                            promptTokens.addAndGet(c.promptTokens());
-                            completionTokens.addAndGet(c.completionTokens());
-                        } catch (ClientException e) {
-                            Requests.putFailure(record, "generation", e);
-                            failed.incrementAndGet();
-                        }
-                        out.append(record);
-                        done.incrementAndGet();
-                        progress.step();
-                        return true;
-                    };
-                }
-            };
-            Workers.run(jobs, options.concurrency() * 2);
-            result = new StepResult("prompts", resumed + done.get(), failed.get(), resumed, promptTokens.get(),
-                    completionTokens.get(), Duration.ofNanos(System.nanoTime() - t0), options.output().toString());
+    /** The work of one prompt: the input line's fields plus its generation. */
+    private record PromptWork(Options options, ProducedBy producedBy) implements StepRunner.RecordWork<Jsonl.Line> {
+        @Override
+        public String key(Jsonl.Line line) {
+            return PromptsTask.key(line.object(), line.number());
         }
+
+        private ObjectNode base(Jsonl.Line line) {
+            ObjectNode record = line.object().deepCopy();
+            if (!record.has("id")) {
+                record.put("line", line.number());
+            }
+            producedBy.stamp(record);
+            return record;
+        }
+
+        @Override
+        public ObjectNode failure(Jsonl.Line line, ClientException e) {
+            return Requests.putFailure(base(line), "generation", e);
+        }
+
+        @Override
+        public ObjectNode record(Jsonl.Line line, StepRunner.Calls calls) throws ClientException, InterruptedException {
+            ObjectNode record = base(line);
+            Requests.putResult(record, "generation", calls.complete(request(options, line.object())));
+            return record;
+        }
+    }
+
+    public static StepResult run(Options options, StepRunner runner, long total) throws Exception {
+        StepRunner.Run run = runner.start("prompts");
+        StepRunner.Pass pass = run.pass("prompts", options.output(), PromptsTask::outputKey, total,
+                Jsonl.read(options.input()).iterator(), new PromptWork(options, options.producedBy()),
+                options.concurrency() * 2, null);
         // Written as answers came back: the output is rewritten in the input's order when the step ends.
-        InputLines lines = InputLines.of(options.input());
+        InputLines lines = InputLines.of(options.input(), line -> line.ok() && line.object().has("id")
+                ? key(line.object(), line.number()) : null);
         InOrder.sort(options.output(), r -> r.has("line") && r.get("line").canConvertToLong() ? r.get("line").asLong()
                 : r.has("id") ? lines.lineOf("id:" + r.get("id").asText()) : Long.MAX_VALUE);
-        return result;
+        return run.result(pass.resumed() + pass.written(), pass.resumed(), options.output().toString());
+    }
+
+    // ---------------------------------------------------------------- as a task
+
+    @Override
+    public String name() {
+        return "prompts";
+    }
+
+    @Override
+    public String summary() {
+        return "any JSONL of prompts (--input) -> one generation per line";
+    }
+
+    @Override
+    public List<String> steps() {
+        return List.of("prompts");
+    }
+
+    @Override
+    public void checkOptions(TaskOptions o) throws InputException {
+        if (o.input() == null) {
+            throw new InputException("--task prompts needs --input FILE.jsonl");
+        }
+    }
+
+    /** Where generations go: --output, else OUTPUT-DIR/prompts/<model>/generations.jsonl. */
+    static Path output(TaskOptions o) {
+        return o.output() != null ? o.output()
+                : o.outputDir().resolve("prompts").resolve(TaskOptions.modelName(o.model())).resolve("generations.jsonl");
+    }
+
+    @Override
+    public List<Step> plan(TaskOptions o, List<String> stepNames) throws Exception {
+        if (o.output() == null) {
+            o.prepareOutputDir();   // with --output nothing is written under --output-dir: no stray output/
+        }
+        long total = validate(o.input());
+        Options options = new Options(o.input(), output(o), o.model(), o.maxTokens(), o.temperature(), o.resume(),
+                o.concurrency());
+        TaskOptions.checkOutputFile(options.output());
+        TaskOptions.checkNotInput(o.input(), options.output());
+        // A resume must not mix models or settings in one file: refused here, before any server starts.
+        options.checkResume();
+        return List.of(Step.of("prompts", Role.MODEL, () -> work(options, total), runner -> run(options, runner, total)));
     }
 
     private static CompletionRequest request(Options options, ObjectNode line) {

@@ -34,9 +34,10 @@ public final class Requests {
     }
 
     /** An explicit failure record: the reason, never a made-up generation. */
-    public static void putFailure(ObjectNode record, String field, ClientException e) {
+    public static ObjectNode putFailure(ObjectNode record, String field, ClientException e) {
         record.putNull(field);
         record.putObject("error").put("kind", e.kind().name().toLowerCase()).put("status", e.status())
                 .put("attempts", e.attempts()).put("message", e.getMessage());
+        return record;
     }
 }

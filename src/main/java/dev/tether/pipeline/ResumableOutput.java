@@ -1,5 +1,6 @@
 package dev.tether.pipeline;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -77,7 +78,7 @@ public final class ResumableOutput implements AutoCloseable {
         // Pass 1: are there failure records to drop? Most resumes have none and need no rewrite.
         boolean needsRewrite = false;
         for (Jsonl.Line line : Jsonl.read(file)) {
-            if (!line.ok() || line.object().has("error")) {
+            if (!line.ok() || isFailure(line.object())) {
                 needsRewrite = true;
                 break;
             }
@@ -88,7 +89,7 @@ public final class ResumableOutput implements AutoCloseable {
             rewritten = file.resolveSibling(file.getFileName() + ".compact");
             try (var writer = Files.newBufferedWriter(rewritten, StandardCharsets.UTF_8)) {
                 for (Jsonl.Line line : Jsonl.read(file)) {
-                    if (line.ok() && !line.object().has("error")) {
+                    if (line.ok() && !isFailure(line.object())) {
                         writer.write(Jsonl.write(line.object()));
                         writer.write('\n');
                     }
@@ -109,7 +110,7 @@ public final class ResumableOutput implements AutoCloseable {
         }
         if (rewritten != null) {
             for (Jsonl.Line line : Jsonl.read(file)) {
-                if (!line.ok() || line.object().has("error")) {
+                if (!line.ok() || isFailure(line.object())) {
                     failures++;
                 }
             }
@@ -136,7 +137,7 @@ public final class ResumableOutput implements AutoCloseable {
         long size = Files.size(file);
         boolean torn = lastNewline(file, size) < size;
         for (Jsonl.Line line : Jsonl.read(file)) {
-            if (line.ok() && !line.object().has("error")) {
+            if (line.ok() && !isFailure(line.object())) {
                 String k = key.apply(line.object());
                 if (k != null) {
                     keys.add(k);
@@ -169,6 +170,15 @@ public final class ResumableOutput implements AutoCloseable {
             }
             return 0;
         }
+    }
+
+    /**
+     * A failure record: one with an "error" that is not null (a Batch API output line says {@code "error": null} when
+     * its request succeeded).
+     */
+    public static boolean isFailure(ObjectNode record) {
+        JsonNode error = record.get("error");
+        return error != null && !error.isNull();
     }
 
     public Path file() {

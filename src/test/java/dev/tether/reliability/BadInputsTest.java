@@ -300,6 +300,30 @@ class BadInputsTest {
                     return wiki(x, "--step", "inference");
                 }),
                 c("generations missing", 2, "generations not found", x -> wiki(x, "--step", "eval")),
+                c("a step the task does not have", 2, "unknown step 'generate' for --task triviaqa (known: inference, eval, all)",
+                        x -> a("run", "--task", "triviaqa", "--step", "generate", "--model", "tiny")),
+                c("batch: duplicate custom_id", 2, "dup.jsonl:2: the same \"custom_id\" \"a\" as line 1", x -> a("run", "--task", "batch",
+                        "--model", "tiny", "--output-dir", x.path("out").toString(), "--input", x.file("dup.jsonl",
+                        "{\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/completions\",\"body\":{\"prompt\":\"x\"}}\n"
+                                + "{\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/completions\",\"body\":{\"prompt\":\"y\"}}\n"))),
+                c("batch: an endpoint tether does not send", 2, "b.jsonl:1: \"url\" must be", x -> a("run", "--task", "batch",
+                        "--model", "tiny", "--output-dir", x.path("out").toString(), "--input", x.file("b.jsonl",
+                        "{\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/embeddings\",\"body\":{\"input\":\"x\"}}\n"))),
+                c("--output is the input", 2, "is the input file", x -> {
+                    String in = x.file("same.jsonl", "{\"prompt\":\"a\"}\n");
+                    return a("run", "--task", "prompts", "--model", "tiny", "--input", in, "--output", in);
+                }, (x, t) -> assertThat(x.path("same.jsonl")).hasContent("{\"prompt\":\"a\"}\n")),
+                c("triviaqa: --data missing", 2, "--data file not found", x -> a("run", "--task", "triviaqa", "--model", "tiny",
+                        "--output-dir", x.path("out").toString(), "--data", "/nonexistent/trivia.json")),
+                c("triviaqa: --data not TriviaQA JSON", 2, "has no \"Data\"", x -> a("run", "--task", "triviaqa", "--model", "tiny",
+                        "--output-dir", x.path("out").toString(), "--data", x.file("t.json", "{\"Questions\": []}"))),
+                c("mixedentities: --entities-dir without lists", 2, "has none of medicine.txt", x -> a("run", "--task",
+                        "mixedentities", "--model", "tiny", "--output-dir", x.path("out").toString(), "--entities-dir", x.mkdir("lists"))),
+                c("mixedentities: a list too short for --N", 2, "gives only", x -> {
+                    x.file("short/animal.txt", "F\tAlpha una\nF\tBeta duo\n");
+                    return a("run", "--task", "mixedentities", "--model", "tiny", "--output-dir", x.path("out").toString(),
+                            "--entities-dir", x.path("short").toString(), "--N", "50");
+                }),
 
                 // ---- where results go ----
                 c("output dir under /proc", 2, "is not writable", x -> wiki(x).stream()

@@ -4,23 +4,24 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tether.client.ClientException;
 import dev.tether.client.Completion;
-import dev.tether.client.OpenAiClient;
 import dev.tether.pipeline.InOrder;
 import dev.tether.pipeline.InputException;
 import dev.tether.pipeline.Jsonl;
+import dev.tether.pipeline.Layout;
 import dev.tether.pipeline.ProducedBy;
-import dev.tether.pipeline.Progress;
 import dev.tether.pipeline.Requests;
 import dev.tether.pipeline.ResumableOutput;
+import dev.tether.pipeline.Role;
+import dev.tether.pipeline.Step;
 import dev.tether.pipeline.StepResult;
+import dev.tether.pipeline.StepRunner;
+import dev.tether.pipeline.Task;
+import dev.tether.pipeline.TaskOptions;
 import dev.tether.pipeline.Work;
-import dev.tether.pipeline.Workers;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -28,8 +29,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * The PreciseWikiQA task (HalluLens): generate short factual questions from wiki documents, answer them
@@ -48,45 +51,91 @@ import java.util.concurrent.atomic.AtomicLong;
  * ones is refused), and {@code error} on failure records. Records are appended as they complete; when a step ends its
  * files are rewritten in index order ({@link InOrder}), as the original reads them by position.
  */
-public final class PreciseWikiQa {
+public final class PreciseWikiQa implements Task {
     static final int[] BUCKETS = {8, 9};   // the original's high-quality buckets, half each
     static final int MAX_TOKENS_QUESTION = 64;
     static final int MAX_TOKENS_ANSWERABILITY = 16;
     static final int MAX_TOKENS_JUDGE = 32;
 
-    /** Everything a step needs. */
-    public record Context(Path outputDir, OpenAiClient client, int concurrency, boolean resume, long seed,
-                          int maxTokens, PrintStream err, Layout layout) {}
-
-    /**
-     * Where the files go. TETHER: {@code OUT/precise_qa/...} and {@code OUT/precisewikiqa/<model>/...}. HALLULENS: the
-     * original's own paths under OUT (a HalluLens checkout), so that its scripts find tether's files and tether theirs:
-     * {@code data/precise_qa/save/qa_goodwiki_<m>_dynamic.jsonl} and
-     * {@code output/precise_wikiqa_goodwiki_dynamic/<m>/generation.jsonl}, with eval_results.json under the original's
-     * key names.
-     */
-    public enum Layout {
-        TETHER, HALLULENS;
-
-        public static Layout parse(String name) {
-            for (Layout l : values()) {
-                if (l.name().equalsIgnoreCase(name)) {
-                    return l;
-                }
-            }
-            return null;
-        }
-    }
-
     /** The original's task name for its output directory: precise_wikiqa_{wiki_src}_{mode}. */
     static final String HALLULENS_TASK = "precise_wikiqa_goodwiki_dynamic";
 
-    private PreciseWikiQa() {}
+    public PreciseWikiQa() {}
+
+    // ---------------------------------------------------------------- as a task
+
+    @Override
+    public String name() {
+        return "precisewikiqa";
+    }
+
+    @Override
+    public String summary() {
+        return "HalluLens PreciseWikiQA: generate questions from wiki documents -> inference -> eval";
+    }
+
+    @Override
+    public List<String> steps() {
+        return List.of("generate", "inference", "eval");
+    }
+
+    @Override
+    public void checkOptions(TaskOptions o) throws InputException {
+        if (o.input() != null) {
+            throw new InputException("--input is for --task prompts; precisewikiqa reads --wiki-file");
+        }
+    }
+
+    @Override
+    public List<Step> plan(TaskOptions o, List<String> names) throws Exception {
+        o.prepareOutputDir();
+        Path wikiFile = o.wikiFile();
+        List<WikiDocs.Doc> docs = null;
+        if (names.contains("generate")) {
+            Path original = o.outputDir().resolve("data/wiki_data").resolve(WikiDocs.FILE_NAME);
+            if (wikiFile == null && o.layout() == Layout.HALLULENS && Files.isRegularFile(original)) {
+                wikiFile = original;   // a HalluLens checkout's own documents (its download script puts them there)
+            }
+            docs = wikiFile != null ? WikiDocs.load(wikiFile) : WikiDocs.loadSample();
+        }
+        Path questions = questionsFile(o.layout(), o.outputDir(), o.qGenerator());
+        if (names.getFirst().equals("inference") && !Files.isRegularFile(questions)) {
+            throw new InputException("questions file not found: " + questions
+                    + " (run --step generate first, with the same --q-generator and --output-dir)");
+        }
+        if (names.getFirst().equals("inference")) {
+            // Too few usable questions (a malformed file, a smaller --N earlier) is an input error: say so before a server starts.
+            questions(questions, o.n());
+        }
+        Path generations = modelDir(o.layout(), o.outputDir(), o.model()).resolve("generation.jsonl");
+        if (names.getFirst().equals("eval") && !Files.isRegularFile(generations)) {
+            throw new InputException("generations not found: " + generations
+                    + " (run --step inference first, with the same --model and --output-dir)");
+        }
+        // A resume must not mix models or settings in one file: refused here, before any server starts.
+        for (String s : names) {
+            checkResume(o, s);
+        }
+        List<WikiDocs.Doc> wikiDocs = docs;
+        boolean sample = wikiFile == null;
+        List<Step> steps = new ArrayList<>();
+        for (String name : names) {
+            steps.add(switch (name) {
+                case "generate" -> Step.of(name, Role.GENERATOR, () -> generateWork(o, wikiDocs), () -> {
+                    if (sample) {
+                        WikiDocs.sample(o.outputDir().resolve("data"));   // the run's input, where a user can see it
+                    }
+                }, runner -> generate(o, runner, wikiDocs));
+                case "inference" -> Step.of(name, Role.MODEL, () -> inferenceWork(o), runner -> inference(o, runner));
+                case "eval" -> Step.of(name, Role.JUDGE, () -> evalWork(o), runner -> eval(o, runner));
+                default -> throw new IllegalArgumentException(name);
+            });
+        }
+        return steps;
+    }
 
     public static String modelName(String model) {
-        String name = model.replaceAll("/+$", "");
-        name = name.substring(name.lastIndexOf('/') + 1);
-        return name.replaceAll("[^A-Za-z0-9._-]", "_");
+        return TaskOptions.modelName(model);
     }
 
     public static Path questionsFile(Layout layout, Path outputDir, String qGenerator) {
@@ -121,8 +170,10 @@ public final class PreciseWikiQa {
      * Refuses (an input error, before any server starts) to resume a step into files whose records were made by
      * another model or with other settings. Nothing to check when the run starts over.
      */
-    public static void checkResume(Context c, String step, String model, String qGenerator, String judge)
-            throws InputException {
+    static void checkResume(TaskOptions c, String step) throws InputException {
+        String model = c.model();
+        String qGenerator = c.qGenerator();
+        String judge = c.judge();
         if (!c.resume()) {
             return;
         }
@@ -147,8 +198,9 @@ public final class PreciseWikiQa {
      * draw {@code k} (a document and a section) comes from a random generator seeded with seed and k,
      * so a re-run continues the same sequence.
      */
-    public static StepResult generate(Context c, String qGenerator, List<WikiDocs.Doc> docs, int n) throws Exception {
-        long t0 = System.nanoTime();
+    static StepResult generate(TaskOptions c, StepRunner runner, List<WikiDocs.Doc> docs) throws Exception {
+        int n = c.n();
+        String qGenerator = c.qGenerator();
         Map<Integer, List<WikiDocs.Doc>> pools = pools(docs);
         Path file = questionsFile(c.layout(), c.outputDir(), qGenerator);
         Map<Integer, Integer> need = need(pools, n);
@@ -156,100 +208,121 @@ public final class PreciseWikiQa {
         long maxCandidate = count(c.resume() ? file : null, have);
         long already = have.values().stream().mapToInt(AtomicInteger::get).sum();
         AtomicLong failures = new AtomicLong();
-        java.util.concurrent.atomic.AtomicReference<String> firstFailure = new java.util.concurrent.atomic.AtomicReference<>();
+        AtomicReference<String> firstFailure = new AtomicReference<>();
+        AtomicBoolean rejectedByServer = new AtomicBoolean();
         AtomicLong rejected = new AtomicLong();
-        AtomicLong promptTokens = new AtomicLong();
-        AtomicLong completionTokens = new AtomicLong();
         long firstCandidate = maxCandidate + 1;
         long budget = 20L * n + 100;   // draws allowed before giving up on a model that never makes answerable questions
-        try (ResumableOutput out = ResumableOutput.open(file, c.resume(), r -> null);
-             Progress progress = new Progress("generate", n, c.err())) {
-            progress.stepBy(Math.min(already, n));
-            Iterator<Workers.Job> jobs = new Iterator<>() {
-                long k = firstCandidate;
+        /** One draw: a document and a section, from a random generator seeded with the seed and the draw's number. */
+        record Draw(long candidate, WikiDocs.Doc doc, String section, int bucket) {}
+        Iterator<Draw> draws = new Iterator<>() {
+            long k = firstCandidate;
 
-                @Override
-                public boolean hasNext() {
-                    return k < firstCandidate + budget && missing(need, have) > 0;
+            @Override
+            public boolean hasNext() {
+                return k < firstCandidate + budget && missing(need, have) > 0;
+            }
+
+            @Override
+            public Draw next() {
+                long candidate = k++;
+                SplittableRandom random = new SplittableRandom(c.seed() * 1_000_003L + candidate);
+                int bucket = candidate % 2 == 0 ? 8 : 9;
+                if (need.get(bucket) <= have.get(bucket).get()) {
+                    bucket = bucket == 8 ? 9 : 8;
                 }
+                List<WikiDocs.Doc> pool = pools.get(bucket);
+                WikiDocs.Doc doc = pool.get(random.nextInt(pool.size()));
+                List<String> sections = Sections.split(doc.document());
+                return new Draw(candidate, doc, sections.get(random.nextInt(sections.size())), bucket);
+            }
+        };
+        StepRunner.RecordWork<Draw> work = new StepRunner.RecordWork<>() {
+            @Override
+            public boolean keyed() {
+                return false;
+            }
 
-                @Override
-                public Workers.Job next() {
-                    long candidate = k++;
-                    SplittableRandom random = new SplittableRandom(c.seed() * 1_000_003L + candidate);
-                    int bucket = candidate % 2 == 0 ? 8 : 9;
-                    if (need.get(bucket) <= have.get(bucket).get()) {
-                        bucket = bucket == 8 ? 9 : 8;
+            @Override
+            public String key(Draw d) {
+                return null;
+            }
+
+            @Override
+            public ObjectNode record(Draw d, StepRunner.Calls calls) throws InterruptedException {
+                try {
+                    Completion q = calls.complete(Requests.request(qGenerator,
+                            null, Requests.user(Templates.question(d.doc().title(), d.section())),
+                            MAX_TOKENS_QUESTION, 0.7, 0.9, List.of(), seedFor(c, d.candidate())));
+                    String question = q.text().strip();
+                    Completion a = calls.complete(Requests.request(qGenerator,
+                            null, Requests.user(Templates.answerability(d.section(), question)),
+                            MAX_TOKENS_ANSWERABILITY, 0.3, 1.0, List.of(), seedFor(c, d.candidate())));
+                    Optional<String> answer = question.isEmpty() || question.toLowerCase().startsWith("unfortunately")
+                            ? Optional.empty() : Verdicts.answer(a.text());
+                    if (answer.isEmpty()) {
+                        rejected.incrementAndGet();
+                        return null;
                     }
-                    List<WikiDocs.Doc> pool = pools.get(bucket);
-                    WikiDocs.Doc doc = pool.get(random.nextInt(pool.size()));
-                    List<String> sections = Sections.split(doc.document());
-                    String section = sections.get(random.nextInt(sections.size()));
-                    int chosenBucket = bucket;
-                    return () -> {
-                        try {
-                            Completion q = c.client().complete(Requests.request(qGenerator,
-                                    null, Requests.user(Templates.question(doc.title(), section)),
-                                    MAX_TOKENS_QUESTION, 0.7, 0.9, List.of(), seedFor(c, candidate)));
-                            String question = q.text().strip();
-                            Completion a = c.client().complete(Requests.request(qGenerator,
-                                    null, Requests.user(Templates.answerability(section, question)),
-                                    MAX_TOKENS_ANSWERABILITY, 0.3, 1.0, List.of(), seedFor(c, candidate)));
-                            promptTokens.addAndGet(q.promptTokens() + a.promptTokens());
-                            completionTokens.addAndGet(q.completionTokens() + a.completionTokens());
-                            Optional<String> answer = question.isEmpty() || question.toLowerCase().startsWith("unfortunately")
-                                    ? Optional.empty() : Verdicts.answer(a.text());
-                            if (answer.isEmpty()) {
-                                rejected.incrementAndGet();
-                                return true;
-                            }
-                            synchronized (have) {
-                                if (have.get(chosenBucket).get() >= need.get(chosenBucket)) {
-                                    return missing(need, have) > 0;
-                                }
-                                ObjectNode record = doc.fields().deepCopy();
-                                record.remove("document");
-                                record.put("reference", section);
-                                record.put("prompt", question);
-                                record.put("answer", answer.get());
-                                record.put("candidate", candidate);
-                                questionsMadeBy(qGenerator, c.seed()).stamp(record);
-                                out.append(record);
-                                have.get(chosenBucket).incrementAndGet();
-                                progress.step();
-                                return missing(need, have) > 0;
-                            }
-                        } catch (ClientException e) {
-                            failures.incrementAndGet();
-                            firstFailure.compareAndSet(null, e.getMessage());
-                            // The server rejected the request itself (400/404/422): more draws get the same answer.
-                            return e.kind() != ClientException.Kind.REJECTED;
+                    synchronized (have) {   // a question is kept only while its bucket still needs one
+                        if (have.get(d.bucket()).get() >= need.get(d.bucket())) {
+                            return null;
                         }
-                    };
+                        have.get(d.bucket()).incrementAndGet();
+                    }
+                    ObjectNode record = d.doc().fields().deepCopy();
+                    record.remove("document");
+                    record.put("reference", d.section());
+                    record.put("prompt", question);
+                    record.put("answer", answer.get());
+                    record.put("candidate", d.candidate());
+                    questionsMadeBy(qGenerator, c.seed()).stamp(record);
+                    return record;
+                } catch (ClientException e) {
+                    // A failed draw is not a record: generate draws again (no failure records in the questions file).
+                    failures.incrementAndGet();
+                    firstFailure.compareAndSet(null, e.getMessage());
+                    // The server rejected the request itself (400/404/422): more draws get the same answer.
+                    if (e.kind() == ClientException.Kind.REJECTED) {
+                        rejectedByServer.set(true);
+                    }
+                    return null;
                 }
-            };
-            // No more draws in flight than questions still missing: extra answers past N would be thrown away.
-            Workers.run(jobs, (int) Math.max(1, Math.min(c.concurrency(), n - already)));
-        }
+            }
+
+            @Override
+            public ObjectNode failure(Draw d, ClientException e) {
+                throw new IllegalStateException("generate writes no failure records");   // record() catches its failures
+            }
+
+            @Override
+            public boolean more() {
+                return missing(need, have) > 0 && !rejectedByServer.get();
+            }
+        };
+        StepRunner.Run run = runner.start("generate");
+        // No more draws in flight than questions still missing: extra answers past N would be thrown away.
+        run.pass("generate", file, r -> null, n, draws, work, (int) Math.max(1, Math.min(runner.concurrency(), n - already)),
+                null);
         long made = have.values().stream().mapToInt(AtomicInteger::get).sum();
         if (missing(need, have) > 0) {
             c.err().println("tether: generate made " + made + " of " + n + " answerable questions (" + rejected.get()
                     + " rejected as unanswerable or not a short answer, " + failures.get() + " requests failed"
                     + (firstFailure.get() == null ? "" : "; the first failure: " + firstFailure.get()) + ")");
         }
-        return new StepResult("generate", made, missing(need, have), already, promptTokens.get(), completionTokens.get(),
-                Duration.ofNanos(System.nanoTime() - t0), file.toString());
+        return run.result(made, missing(need, have), already, file.toString(), List.of(), null);
     }
 
     /**
      * How many questions generate still has to add, from the questions file alone (streamed, not changed), so that
      * a run whose questions are all there starts no server.
      */
-    public static Work generateWork(Context c, String qGenerator, List<WikiDocs.Doc> docs, int n) throws InputException {
+    static Work generateWork(TaskOptions c, List<WikiDocs.Doc> docs) throws InputException {
+        int n = c.n();
         if (!c.resume()) {
             return Work.some("generate");
         }
-        Path file = questionsFile(c.layout(), c.outputDir(), qGenerator);
+        Path file = questionsFile(c.layout(), c.outputDir(), c.qGenerator());
         Map<Integer, AtomicInteger> have = new HashMap<>();
         count(file, have);
         return new Work("generate", missing(need(pools(docs), n), have), "all " + n + " questions already in " + file);
@@ -303,7 +376,7 @@ public final class PreciseWikiQa {
         return missing;
     }
 
-    private static Integer seedFor(Context c, long candidate) {
+    private static Integer seedFor(TaskOptions c, long candidate) {
         return (int) ((c.seed() * 31 + candidate) & 0x7fffffff);
     }
 
@@ -346,9 +419,10 @@ public final class PreciseWikiQa {
      * How many of the first n questions have no successful generation yet, by streaming the files (which are not
      * changed): a complete generation.jsonl needs no server. Too few questions is the input error inference gives.
      */
-    public static Work inferenceWork(Context c, String model, String qGenerator, int n) throws InputException, IOException {
-        questions(questionsFile(c.layout(), c.outputDir(), qGenerator), n, q -> {});
-        Path file = modelDir(c.layout(), c.outputDir(), model).resolve("generation.jsonl");
+    static Work inferenceWork(TaskOptions c) throws InputException, IOException {
+        int n = c.n();
+        questions(questionsFile(c.layout(), c.outputDir(), c.qGenerator()), n, q -> {});
+        Path file = modelDir(c.layout(), c.outputDir(), c.model()).resolve("generation.jsonl");
         if (!c.resume() || !Files.exists(file)) {
             return Work.some("inference");
         }
@@ -362,46 +436,44 @@ public final class PreciseWikiQa {
         return new Work("inference", left, "all " + n + " records already in " + file);
     }
 
-    public static StepResult inference(Context c, String model, String qGenerator, int n) throws Exception {
-        long t0 = System.nanoTime();
-        List<ObjectNode> questions = questions(questionsFile(c.layout(), c.outputDir(), qGenerator), n);
+    static StepResult inference(TaskOptions c, StepRunner runner) throws Exception {
+        int n = c.n();
+        String model = c.model();
+        List<ObjectNode> questions = questions(questionsFile(c.layout(), c.outputDir(), c.qGenerator()), n);
         Path file = modelDir(c.layout(), c.outputDir(), model).resolve("generation.jsonl");
-        AtomicLong failed = new AtomicLong();
-        AtomicLong promptTokens = new AtomicLong();
-        AtomicLong completionTokens = new AtomicLong();
         ProducedBy producedBy = generationsMadeBy(model, c.maxTokens());
-        StepResult result;
-        try (ResumableOutput out = ResumableOutput.open(file, c.resume(), PreciseWikiQa::indexKey);
-             Progress progress = new Progress("inference", n, c.err())) {
-            long resumed = out.resumed();
-            progress.stepBy(resumed);
-            Iterator<Workers.Job> jobs = questions.stream()
-                    .filter(q -> !out.done().contains(q.get("index").asText()))
-                    .map(q -> (Workers.Job) () -> {
+        StepRunner.Run run = runner.start("inference");
+        StepRunner.Pass pass = run.pass("inference", file, PreciseWikiQa::indexKey, n, questions.iterator(),
+                new StepRunner.RecordWork<ObjectNode>() {
+                    @Override
+                    public String key(ObjectNode q) {
+                        return q.get("index").asText();
+                    }
+
+                    private ObjectNode base(ObjectNode q) {
                         ObjectNode record = q.deepCopy();
                         producedBy.stamp(record);
-                        try {
-                            Completion answer = c.client().complete(Requests.request(model, null,
-                                    Requests.user(Templates.answer(q.get("prompt").asText())),
-                                    c.maxTokens(), 0.0, 1.0, List.of(), null));
-                            record.put("generation", answer.text().strip());
-                            promptTokens.addAndGet(answer.promptTokens());
-                            completionTokens.addAndGet(answer.completionTokens());
-                        } catch (ClientException e) {
-                            Requests.putFailure(record, "generation", e);
-                            failed.incrementAndGet();
-                        }
-                        out.append(record);
-                        progress.step();
-                        return true;
-                    }).iterator();
-            Workers.run(jobs, c.concurrency());
-            result = new StepResult("inference", n, failed.get(), resumed, promptTokens.get(), completionTokens.get(),
-                    Duration.ofNanos(System.nanoTime() - t0), file.toString());
-        }
-        // Written as answers came back; HalluLens reads generation.jsonl by position: index order from here on.
-        InOrder.sort(file, PreciseWikiQa::position);
-        return result;
+                        return record;
+                    }
+
+                    @Override
+                    public ObjectNode failure(ObjectNode q, ClientException e) {
+                        return Requests.putFailure(base(q), "generation", e);
+                    }
+
+                    @Override
+                    public ObjectNode record(ObjectNode q, StepRunner.Calls calls) throws ClientException, InterruptedException {
+                        ObjectNode record = base(q);
+                        Completion answer = calls.complete(Requests.request(model, null,
+                                Requests.user(Templates.answer(q.get("prompt").asText())),
+                                c.maxTokens(), 0.0, 1.0, List.of(), null));
+                        record.put("generation", answer.text().strip());
+                        return record;
+                    }
+                },
+                // Written as answers came back; HalluLens reads generation.jsonl by position: index order from here on.
+                PreciseWikiQa::position);
+        return run.result(n, pass.resumed(), file.toString());
     }
 
     /** A record's place in index order (records without an index last). */
@@ -467,8 +539,10 @@ public final class PreciseWikiQa {
         }
     }
 
-    public static StepResult eval(Context c, String model, String judge, int n) throws Exception {
-        long t0 = System.nanoTime();
+    static StepResult eval(TaskOptions c, StepRunner runner) throws Exception {
+        int n = c.n();
+        String model = c.model();
+        String judge = c.judge();
         Path dir = modelDir(c.layout(), c.outputDir(), model);
         Path generations = dir.resolve("generation.jsonl");
         if (!Files.isRegularFile(generations)) {
@@ -490,14 +564,11 @@ public final class PreciseWikiQa {
             throw new InputException(generations + " has no successful generations among the first " + n
                     + " questions (run --step inference first)");
         }
-        AtomicLong failed = new AtomicLong();
-        AtomicLong promptTokens = new AtomicLong();
-        AtomicLong completionTokens = new AtomicLong();
         Path abstainRaw = dir.resolve("abstain_eval_raw.jsonl");
         Path haluRaw = dir.resolve("halu_eval_raw.jsonl");
+        StepRunner.Run run = runner.start("eval");
         // 1. abstention, for every sample
-        Judging counters = new Judging(failed, promptTokens, completionTokens);
-        long resumed = judge(c, judge, "eval: abstention", samples, abstainRaw, counters,
+        long resumed = judge(run, judge, "eval: abstention", samples, abstainRaw,
                 sample -> Templates.abstention(sample.get("prompt").asText(), sample.get("generation").asText()));
         Map<Integer, String> abstainReplies = replies(abstainRaw);
         // 2. hallucination, for the samples that did not abstain
@@ -508,7 +579,7 @@ public final class PreciseWikiQa {
         if (answered.isEmpty()) {
             report.add("eval: no answer to judge for hallucination (every sample abstained, or its abstention verdict could not be read)");
         } else {
-            judge(c, judge, "eval: hallucination", answered, haluRaw, counters,
+            judge(run, judge, "eval: hallucination", answered, haluRaw,
                     sample -> Templates.hallucination(sample.get("prompt").asText(), sample.get("answer").asText(),
                             sample.get("generation").asText()));
         }
@@ -528,8 +599,7 @@ public final class PreciseWikiQa {
         String problem = metrics.readable() > 0 || metrics.total() == 0 ? null
                 : "eval: none of the " + metrics.total() + " verdicts of the judge " + judge + " could be read, so there are "
                         + "no metrics (n/a in " + results + "); use a judge that answers in the expected format (--judge M)";
-        return new StepResult("eval", samples.size(), failed.get(), resumed, promptTokens.get(), completionTokens.get(),
-                Duration.ofNanos(System.nanoTime() - t0), results.toString(), report, problem);
+        return run.result(samples.size(), run.failed(), resumed, results.toString(), report, problem);
     }
 
     /**
@@ -538,8 +608,9 @@ public final class PreciseWikiQa {
      * sample whose reply reads as "not abstaining" needs a hallucination reply in halu_eval_raw.jsonl; failure
      * records and a torn last line count as missing. eval_results.json is rewritten from these files either way.
      */
-    public static Work evalWork(Context c, String model, int n) throws InputException, IOException {
-        Path dir = modelDir(c.layout(), c.outputDir(), model);
+    static Work evalWork(TaskOptions c) throws InputException, IOException {
+        int n = c.n();
+        Path dir = modelDir(c.layout(), c.outputDir(), c.model());
         Path generations = dir.resolve("generation.jsonl");
         if (!Files.isRegularFile(generations)) {
             throw new InputException("generations not found: " + generations + " (run --step inference first, with the same --model)");
@@ -587,38 +658,38 @@ public final class PreciseWikiQa {
                 + (Files.exists(haluRaw) ? " and " + haluRaw.getFileName() : ""));
     }
 
-    /** Counters a judging pass adds to. */
-    private record Judging(AtomicLong failed, AtomicLong promptTokens, AtomicLong completionTokens) {}
-
     /**
      * One judging pass: asks the judge about every sample not yet in {@code rawFile}, appending its raw
      * reply (or a failure record) keyed by the sample's index. Returns how many were already there.
      */
-    private static long judge(Context c, String judge, String label, List<ObjectNode> samples, Path rawFile,
-                              Judging counters, java.util.function.Function<ObjectNode, String> prompt) throws Exception {
-        try (ResumableOutput out = ResumableOutput.open(rawFile, c.resume(), r -> r.get("index").asText());
-             Progress progress = new Progress(label, samples.size(), c.err())) {
-            progress.stepBy(out.resumed());
-            Workers.run(samples.stream().filter(s -> !out.done().contains(s.get("index").asText()))
-                    .map(s -> (Workers.Job) () -> {
+    private static long judge(StepRunner.Run run, String judge, String label, List<ObjectNode> samples, Path rawFile,
+                              java.util.function.Function<ObjectNode, String> prompt) throws Exception {
+        return run.pass(label, rawFile, r -> r.get("index").asText(), samples.size(), samples.iterator(),
+                new StepRunner.RecordWork<ObjectNode>() {
+                    @Override
+                    public String key(ObjectNode s) {
+                        return s.get("index").asText();
+                    }
+
+                    private ObjectNode base(ObjectNode s) {
                         ObjectNode raw = Jsonl.JSON.createObjectNode().put("index", s.get("index").asInt());
                         verdictsMadeBy(judge).stamp(raw);
-                        try {
-                            Completion r = c.client().complete(Requests.request(judge, null, Requests.user(prompt.apply(s)),
-                                    MAX_TOKENS_JUDGE, 0.0, 1.0, List.of(), null));
-                            raw.put("eval_res", r.text());
-                            counters.promptTokens().addAndGet(r.promptTokens());
-                            counters.completionTokens().addAndGet(r.completionTokens());
-                        } catch (ClientException e) {
-                            Requests.putFailure(raw, "eval_res", e);
-                            counters.failed().incrementAndGet();
-                        }
-                        out.append(raw);
-                        progress.step();
-                        return true;
-                    }).iterator(), c.concurrency());
-            return out.resumed();
-        }
+                        return raw;
+                    }
+
+                    @Override
+                    public ObjectNode failure(ObjectNode s, ClientException e) {
+                        return Requests.putFailure(base(s), "eval_res", e);
+                    }
+
+                    @Override
+                    public ObjectNode record(ObjectNode s, StepRunner.Calls calls) throws ClientException, InterruptedException {
+                        ObjectNode raw = base(s);
+                        raw.put("eval_res", calls.complete(Requests.request(judge, null, Requests.user(prompt.apply(s)),
+                                MAX_TOKENS_JUDGE, 0.0, 1.0, List.of(), null)).text());
+                        return raw;
+                    }
+                }, null).resumed();
     }
 
     private static Map<Integer, String> replies(Path raw) {
