@@ -111,6 +111,19 @@ class MixedEntitiesTaskTest {
     }
 
     @Test
+    void changedListsAreNotResumedIntoAnswersAboutOtherNames() throws Exception {
+        Path lists = entities();
+        String[] args = {"run", "--task", "mixedentities", "--step", "generate", "--model", "m", "--url", "http://127.0.0.1:9",
+                "--entities-dir", lists.toString(), "--N", "2", "--output-dir", dir.resolve("out").toString()};
+        assertThat(TetherCli.run(tethers.home(), NO_KEY, args).exitCode()).isZero();
+        Files.writeString(lists.resolve("medicine.txt"), "Qux Tablet\nQuux Syrup\nCorge Cream\n");
+        TetherCli.Result changed = TetherCli.run(tethers.home(), NO_KEY, args);
+        assertThat(changed.exitCode()).isEqualTo(2);
+        assertThat(changed.err().strip()).startsWith("tether: generate: ").contains("holds other prompts than the lists give now")
+                .contains("--no-resume");
+    }
+
+    @Test
     void aListThatCannotGiveNNamesIsAnInputError() throws Exception {
         Path lists = Files.createDirectories(dir.resolve("short"));
         Files.writeString(lists.resolve("medicine.txt"), "Foo Tablet\nBar Syrup\n");

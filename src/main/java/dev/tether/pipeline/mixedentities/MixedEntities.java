@@ -139,6 +139,12 @@ public final class MixedEntities implements Task {
         if (o.resume()) {
             if (names.contains("generate")) {
                 promptsMadeBy(o).check("generate", f.prompts(), "--output-dir");
+                // Same settings, other names: the lists changed. Answers keyed by index would then be about other names.
+                if (Files.exists(f.prompts()) && !generateLeft(o, f, prompts).nothingLeft()) {
+                    throw new InputException("generate: " + f.prompts() + " holds other prompts than the lists give now (were "
+                            + "the lists changed?); a resume would mix them: re-run with --no-resume to start over (the old "
+                            + "files are kept as .bak), or give another --output-dir");
+                }
             }
             if (names.contains("inference")) {
                 generationsMadeBy(o).check("inference", f.generations(), "--output-dir");
