@@ -159,11 +159,12 @@ class BatchTaskTest {
     }
 
     /** Complete lines in a file that may end in a torn one. */
-    private static long completeLines(Path file) throws Exception {
-        if (!Files.exists(file)) {
-            return 0;
+    private static long completeLines(Path file) {
+        try {
+            return Files.exists(file) ? Files.readString(file).chars().filter(c -> c == '\n').count() : 0;
+        } catch (java.io.IOException e) {
+            return 0;   // being written: the next poll reads it
         }
-        return Files.readString(file).chars().filter(c -> c == '\n').count();
     }
 
     @Test
@@ -178,12 +179,11 @@ class BatchTaskTest {
         try (FlakyOpenAiServer server = FlakyOpenAiServer.start("--port", "0", "--delay-ms", "150")) {
             BackgroundTether run = tethers.start(dir, "run", "--task", "batch", "--model", "m", "--url", server.baseUrl(),
                     "--input", input.toString(), "--output", output.toString(), "--concurrency", "2");
-            long deadline = System.nanoTime() + java.time.Duration.ofMinutes(2).toNanos();
-            while (completeLines(output) < 5) {   // poll the output until some records are in, then kill mid-run
-                assertThat(System.nanoTime()).as("5 records within 2 minutes\n%s%s", run.out(), run.err()).isLessThan(deadline);
-                assertThat(run.process.isAlive()).as("the run ended before it was killed:\n%s%s", run.out(), run.err()).isTrue();
-                Thread.sleep(20);
-            }
+            // Some records in, then kill mid-run.
+            assertThat(dev.tether.proc.Poll.until(() -> completeLines(output) >= 5 || !run.process.isAlive(),
+                    java.time.Duration.ofMinutes(2), java.time.Duration.ofMillis(20))).as("5 records within 2 minutes\n%s%s",
+                    run.out(), run.err()).isTrue();
+            assertThat(run.process.isAlive()).as("the run ended before it was killed:\n%s%s", run.out(), run.err()).isTrue();
             run.process.destroyForcibly();   // SIGKILL
             run.process.waitFor();
             long kept = completeLines(output);
