@@ -122,6 +122,23 @@ class ServerFlagsTest {
         }
     }
 
+    @Test
+    void runPassesTheSettingsAndTheArgsAfterDashesToTheEngine() throws Exception {
+        Path input = Files.writeString(dir.resolve("in.jsonl"), "{\"prompt\":\"a\"}\n{\"prompt\":\"b\"}\n");
+        Path output = dir.resolve("out.jsonl");
+        TetherCli.Result r = TetherCli.run(tethers.home(), "run", "--task", "prompts", "--model", "tiny", "--input",
+                input.toString(), "--output", output.toString(), "--max-tokens", "2", "--port", "auto", "--parallel", "2",
+                "--", "--ctx", "4096");
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        assertThat(Files.readAllLines(output)).hasSize(2);
+        // The engine's own line: --parallel 2 from the option, --ctx 4096 from after --, so 2 slots of 2048.
+        try (Stream<Path> logs = Files.walk(tethers.home())) {
+            assertThat(logs.filter(Files::isRegularFile).flatMap(ServerFlagsTest::lines)
+                    .filter(l -> l.contains("parallel slots of"))).singleElement().asString()
+                    .contains("(2 parallel slots of 2048 tokens)");
+        }
+    }
+
     private static Stream<String> lines(Path file) {
         try {
             return Files.readAllLines(file).stream();
