@@ -98,8 +98,11 @@ class ServerFlagsTest {
         Lease lease = tether.awaitReady();
         List<String> args = serverArgs(lease, "dev.tether.server.embedded.EmbeddedServer");
         assertThat(String.join(" ", args)).endsWith("--ctx 2048 --parallel 2 --threads 1");
-        // The engine itself says what it made of them.
-        assertThat(Files.readString(Path.of(lease.logPath()))).contains("(2 parallel slots of 1024 tokens)");
+        // The engine itself says what it made of them (just after it starts answering /health 200: poll for the line).
+        Path log = Path.of(lease.logPath());
+        assertThat(dev.tether.proc.Poll.until(() -> lines(log).anyMatch(l -> l.contains("parallel slots of")), UP))
+                .as("the engine's ready line").isTrue();
+        assertThat(Files.readString(log)).contains("(2 parallel slots of 1024 tokens)");
         stop(tether);
     }
 
