@@ -87,4 +87,15 @@ await check('what is not supported is a 400', async () => {
   await assert.rejects(client.embeddings.create({ model: 'tiny', input: 'x' }), status(400, /embeddings/));
 });
 
+await check('embeddings of an embedding GGUF (base64, the client default)', async () => {
+  const embedder = new OpenAI({ baseURL: process.env.OPENAI_EMBED_BASE_URL, apiKey: 'tether', maxRetries: 0 });
+  const r = await embedder.embeddings.create({ model: process.env.OPENAI_EMBED_MODEL, input: ['hello', 'world'] });
+  assert.deepEqual(r.data.map((d) => d.index), [0, 1]);
+  for (const d of r.data) {
+    assert.equal(d.embedding.length, 64);
+    assert.ok(Math.abs(Math.hypot(...d.embedding) - 1) < 1e-4);
+  }
+  assert.notDeepEqual(r.data[0].embedding, r.data[1].embedding);
+});
+
 console.log(`openai client ${process.env.OPENAI_CLIENT_VERSION ?? ''}: ${checks} checks passed`);

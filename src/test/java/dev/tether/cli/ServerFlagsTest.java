@@ -98,8 +98,11 @@ class ServerFlagsTest {
         Lease lease = tether.awaitReady();
         List<String> args = serverArgs(lease, "dev.tether.server.embedded.EmbeddedServer");
         assertThat(String.join(" ", args)).endsWith("--ctx 2048 --parallel 2 --threads 1");
-        // The engine itself says what it made of them.
-        assertThat(Files.readString(Path.of(lease.logPath()))).contains("(2 parallel slots of 1024 tokens)");
+        // The engine itself says what it made of them (just after it starts answering /health 200: poll for the line).
+        Path log = Path.of(lease.logPath());
+        assertThat(dev.tether.proc.Poll.until(() -> lines(log).anyMatch(l -> l.contains("parallel slots of")), UP))
+                .as("the engine's ready line").isTrue();
+        assertThat(Files.readString(log)).contains("(2 parallel slots of 1024 tokens)");
         stop(tether);
     }
 
@@ -119,6 +122,23 @@ class ServerFlagsTest {
                     .filter(l -> l.startsWith("argv: ")).toList();
             assertThat(argvLines).containsExactly("argv: -m my-model --host 127.0.0.1 --port " + job[1]
                     + " --jinja --temp 0.5");
+        }
+    }
+
+    @Test
+    void runPassesTheSettingsAndTheArgsAfterDashesToTheEngine() throws Exception {
+        Path input = Files.writeString(dir.resolve("in.jsonl"), "{\"prompt\":\"a\"}\n{\"prompt\":\"b\"}\n");
+        Path output = dir.resolve("out.jsonl");
+        TetherCli.Result r = TetherCli.run(tethers.home(), "run", "--task", "prompts", "--model", "tiny", "--input",
+                input.toString(), "--output", output.toString(), "--max-tokens", "2", "--port", "auto", "--parallel", "2",
+                "--", "--ctx", "4096");
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        assertThat(Files.readAllLines(output)).hasSize(2);
+        // The engine's own line: --parallel 2 from the option, --ctx 4096 from after --, so 2 slots of 2048.
+        try (Stream<Path> logs = Files.walk(tethers.home())) {
+            assertThat(logs.filter(Files::isRegularFile).flatMap(ServerFlagsTest::lines)
+                    .filter(l -> l.contains("parallel slots of"))).singleElement().asString()
+                    .contains("(2 parallel slots of 2048 tokens)");
         }
     }
 

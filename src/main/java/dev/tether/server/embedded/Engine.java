@@ -68,6 +68,10 @@ final class Engine implements AutoCloseable {
     private final LlamaModel model;
     private final Path gguf;
     private final int threads;
+    /** The pooling type the GGUF declares (an embedding model), else 0. */
+    final int pooling;
+    /** Made on the first request for embeddings; null until then. */
+    private LogitScorer embedder;
     /** Made on the first request for logprobs (a second model handle and context); null until then. */
     private Logprobs logprobs;
     /** Generations started and not finished: those beyond the slot count wait for one. */
@@ -80,8 +84,11 @@ final class Engine implements AutoCloseable {
         this.gguf = gguf;
         this.threads = threads;
         long tokens;
+        int pool = 0;
         try {
-            tokens = GgufMetadata.read(gguf).vocabularySize();
+            GgufMetadata metadata = GgufMetadata.read(gguf);
+            tokens = metadata.vocabularySize();
+            pool = metadata.poolingType();
         } catch (IOException e) {
             // llama.cpp may still load what this small reader cannot: serve it, only without the token-id check.
             System.out.println("[tether engine] cannot read the vocabulary size from " + gguf + " (" + e.getMessage()
@@ -89,6 +96,7 @@ final class Engine implements AutoCloseable {
             tokens = -1;
         }
         this.vocabulary = tokens;
+        this.pooling = pool;
         this.model = new LlamaModel(new ModelParameters()
                 .setModel(gguf.toString())
                 .setCtxSize(contextSize)
@@ -132,6 +140,49 @@ final class Engine implements AutoCloseable {
             }
         }
         return logprobs;
+    }
+
+    /**
+     * The pooled, L2-normalized embedding of tokens (an embedding GGUF only: one that declares a pooling type),
+     * through llama.cpp's C API as {@link LogitScorer} does (the binding aborts computing embeddings).
+     */
+    float[] embed(int[] tokens) {
+        LogitScorer e;
+        synchronized (this) {
+            if (pooling <= 0) {
+                throw ApiError.badRequest("model '" + servedName + "' is not an embedding model (its GGUF declares no "
+                        + "pooling type): /v1/embeddings needs an embedding GGUF");
+            }
+            if (pooling > 3) {
+                throw ApiError.badRequest("model '" + servedName + "' declares pooling type " + pooling
+                        + " (a reranker's): /v1/embeddings takes mean, cls or last pooling");
+            }
+            if (embedder == null) {
+                String dir = System.getProperty("de.kherud.llama.lib.path");
+                try {
+                    embedder = new LogitScorer(Path.of(dir, System.mapLibraryName("jllama")), gguf, slotContext, threads, pooling);
+                } catch (IllegalStateException | NullPointerException x) {
+                    throw ApiError.badRequest("embeddings are not available with this llama.cpp build: " + x.getMessage());
+                }
+            }
+            e = embedder;
+        }
+        if (tokens.length > slotContext) {
+            throw ApiError.badRequest("an input has " + tokens.length + " tokens but this server's context holds "
+                    + slotContext + " per request");
+        }
+        float[] vector = e.embed(tokens);
+        double norm = 0;
+        for (float v : vector) {
+            norm += v * v;
+        }
+        norm = Math.sqrt(norm);
+        if (norm > 0) {
+            for (int i = 0; i < vector.length; i++) {
+                vector[i] = (float) (vector[i] / norm);
+            }
+        }
+        return vector;
     }
 
     /** Slots decoding now (an estimate from the requests in flight: the binding does not report its slots). */

@@ -44,10 +44,21 @@ final class LogitScorer implements AutoCloseable {
     private final MemorySegment model;
     private final MemorySegment context;
     private final MemorySegment vocab;
+    private final MethodHandle embeddingsSeq;
     final int vocabulary;
+    final int dimensions;
     final int contextSize;
 
     LogitScorer(Path library, Path gguf, int contextSize, int threads) {
+        this(library, gguf, contextSize, threads, 0);
+    }
+
+    /**
+     * @param pooling 0 for logits; else an embedding context pooling each sequence this way (llama.cpp's
+     *                {@code llama_pooling_type}: 1 mean, 2 cls, 3 last), its batch the whole context (a pooled
+     *                sequence must be decoded in one piece)
+     */
+    LogitScorer(Path library, Path gguf, int contextSize, int threads, int pooling) {
         Linker linker = Linker.nativeLinker();
         SymbolLookup lib = SymbolLookup.libraryLookup(library, arena);
         var modelDefaults = handle(linker, lib, "llama_model_default_params", FunctionDescriptor.of(PARAMS));
@@ -62,6 +73,9 @@ final class LogitScorer implements AutoCloseable {
         isEog = handle(linker, lib, "llama_vocab_is_eog", FunctionDescriptor.of(ValueLayout.JAVA_BOOLEAN, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
         free = handle(linker, lib, "llama_free", FunctionDescriptor.ofVoid(ValueLayout.ADDRESS));
         modelFree = handle(linker, lib, "llama_model_free", FunctionDescriptor.ofVoid(ValueLayout.ADDRESS));
+        var setEmbeddings = handle(linker, lib, "llama_set_embeddings", FunctionDescriptor.ofVoid(ValueLayout.ADDRESS, ValueLayout.JAVA_BOOLEAN));
+        var nEmbd = handle(linker, lib, "llama_model_n_embd", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+        embeddingsSeq = handle(linker, lib, "llama_get_embeddings_seq", FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
         try {
             MemorySegment modelParams = (MemorySegment) modelDefaults.invokeExact((java.lang.foreign.SegmentAllocator) arena);
             model = (MemorySegment) load.invokeExact(arena.allocateFrom(gguf.toString()), modelParams);
@@ -75,17 +89,31 @@ final class LogitScorer implements AutoCloseable {
                 throw new IllegalStateException("llama_context_params of this llama.cpp does not have the expected layout "
                         + "(n_batch " + defaultBatch + ", n_seq_max " + defaultSeqMax + ")");
             }
+            int batch = pooling > 0 ? contextSize : BATCH;
             params.set(ValueLayout.JAVA_INT, 0, contextSize);   // n_ctx
-            params.set(ValueLayout.JAVA_INT, 4, BATCH);         // n_batch
-            params.set(ValueLayout.JAVA_INT, 8, BATCH);         // n_ubatch
+            params.set(ValueLayout.JAVA_INT, 4, batch);         // n_batch
+            params.set(ValueLayout.JAVA_INT, 8, batch);         // n_ubatch
             params.set(ValueLayout.JAVA_INT, 16, threads);      // n_threads
             params.set(ValueLayout.JAVA_INT, 20, threads);      // n_threads_batch
+            if (pooling > 0) {
+                // rope_scaling_type, pooling_type and attention_type follow n_threads_batch, each -1 (unspecified) by default.
+                if (params.get(ValueLayout.JAVA_INT, 24) != -1 || params.get(ValueLayout.JAVA_INT, 28) != -1
+                        || params.get(ValueLayout.JAVA_INT, 32) != -1) {
+                    throw new IllegalStateException("llama_context_params of this llama.cpp does not have the expected layout "
+                            + "(no unspecified pooling_type at offset 28)");
+                }
+                params.set(ValueLayout.JAVA_INT, 28, pooling);
+            }
             context = (MemorySegment) init.invokeExact(model, params);
             if (context.equals(MemorySegment.NULL)) {
                 throw new IllegalStateException("llama.cpp could not create a context for logprobs");
             }
             vocab = (MemorySegment) getVocab.invokeExact(model);
             vocabulary = (int) nTokens.invokeExact(vocab);
+            dimensions = (int) nEmbd.invokeExact(model);
+            if (pooling > 0) {
+                setEmbeddings.invokeExact(context, true);
+            }
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
@@ -114,8 +142,8 @@ final class LogitScorer implements AutoCloseable {
     }
 
     /**
-     * Feeds {@code tokens} at positions {@code start, start+1, ...}; calls {@code rows} for each position from
-     * {@code firstRow} on (earlier ones compute no logits).
+     * Feeds {@code tokens} at positions {@code start, start+1, ...}; calls {@code rows} (unless null) for each
+     * position from {@code firstRow} on (earlier ones compute no logits).
      */
     synchronized void decode(int[] tokens, int start, int firstRow, Rows rows) {
         if (start + tokens.length > contextSize) {
@@ -153,12 +181,34 @@ final class LogitScorer implements AutoCloseable {
                 }
                 for (int i = 0; i < n; i++) {
                     int p = start + from + i;
-                    if (p >= firstRow) {
+                    if (p >= firstRow && rows != null) {
                         MemorySegment row = (MemorySegment) logitsIth.invokeExact(context, i);
                         rows.row(p, row.reinterpret((long) vocabulary * Float.BYTES));
                     }
                 }
             }
+        } catch (ApiError e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** The pooled embedding of {@code tokens} (an embedding context only), from a fresh sequence. */
+    synchronized float[] embed(int[] tokens) {
+        if (tokens.length == 0) {
+            throw ApiError.badRequest("an embedding input must have at least one token");
+        }
+        reset();
+        decode(tokens, 0, 0, null);   // a pooling context outputs every token; it has no logits to read
+        try {
+            MemorySegment pooled = (MemorySegment) embeddingsSeq.invokeExact(context, 0);
+            if (pooled.equals(MemorySegment.NULL)) {
+                throw new ApiError(500, "server_error", null, "llama.cpp returned no pooled embedding");
+            }
+            float[] vector = new float[dimensions];
+            MemorySegment.copy(pooled.reinterpret((long) dimensions * Float.BYTES), ValueLayout.JAVA_FLOAT, 0, vector, 0, dimensions);
+            return vector;
         } catch (ApiError e) {
             throw e;
         } catch (Throwable t) {

@@ -29,7 +29,7 @@ import org.eclipse.jetty.util.Callback;
  * The OpenAI-compatible API over an {@link Engine}: {@code GET /health} (503 while the model loads),
  * {@code GET /v1/models}, {@code GET /v1/models/{id}}, {@code POST /v1/completions} and
  * {@code POST /v1/chat/completions} (each also as a server-sent-event stream ending {@code data: [DONE]}),
- * {@code POST /v1/embeddings}, llama-server's {@code POST /tokenize} and {@code /detokenize}, and
+ * {@code POST /v1/embeddings} (for a GGUF that declares a pooling type), llama-server's {@code POST /tokenize} and {@code /detokenize}, and
  * {@code GET /metrics} (Prometheus). Handlers block (virtual threads).
  *
  * <p>A request field this engine does not honour is a 400 naming it, never silently ignored: a client
@@ -94,7 +94,7 @@ final class OpenAiHandler extends Handler.Abstract {
                 }
                 case "/v1/embeddings" -> {
                     requireMethod(method, "POST");
-                    embeddings(request);
+                    embeddings(request, response, callback);
                 }
                 case "/tokenize" -> {
                     requireMethod(method, "POST");
@@ -155,14 +155,85 @@ final class OpenAiHandler extends Handler.Abstract {
         sendJson(response, callback, 200, modelCard(e));
     }
 
-    private void embeddings(Request request) throws IOException {
+    private void embeddings(Request request, Response response, Callback callback) throws IOException {
         Engine e = loaded();
         JsonNode body = parseBody(request);
+        allowOnly(body, Set.of("model", "input", "encoding_format", "dimensions", "user"), "/v1/embeddings");
         requireServed(e, text(body, "model", true));
-        // The binding aborts the process computing embeddings (a GGML_ASSERT in ggml_mul_mat, seen with a llama GGUF
-        // that declares a pooling type), and no embedding GGUF is at hand to prove another path: refuse, clearly.
-        throw ApiError.badRequest("embeddings are not supported by tether's embedded engine (its llama.cpp binding "
-                + "crashes computing them); serve an embedding GGUF with --profile llama-server -- --embeddings");
+        String format = body.hasNonNull("encoding_format") ? text(body, "encoding_format", true) : "float";
+        if (!format.equals("float") && !format.equals("base64")) {
+            throw ApiError.badRequest("encoding_format must be float or base64, not '" + format + "'");
+        }
+        List<int[]> inputs = embeddingInputs(e, body.get("input"));
+        if (body.hasNonNull("dimensions")) {
+            throw ApiError.badRequest("dimensions is not supported: the model's embeddings have their own size (leave it out)");
+        }
+        ObjectNode out = json.createObjectNode().put("object", "list");
+        ArrayNode data = out.putArray("data");
+        int tokens = 0;
+        for (int i = 0; i < inputs.size(); i++) {
+            float[] vector = e.embed(inputs.get(i));
+            tokens += inputs.get(i).length;
+            ObjectNode item = data.addObject().put("object", "embedding").put("index", i);
+            if (format.equals("base64")) {   // what the openai npm client asks by default: little-endian float32
+                ByteBuffer bytes = ByteBuffer.allocate(vector.length * Float.BYTES).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                for (float v : vector) {
+                    bytes.putFloat(v);
+                }
+                item.put("embedding", java.util.Base64.getEncoder().encodeToString(bytes.array()));
+            } else {
+                ArrayNode values = item.putArray("embedding");
+                for (float v : vector) {
+                    values.add(v);
+                }
+            }
+        }
+        out.put("model", e.servedName);
+        out.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
+        metrics.generated(tokens, 0);
+        sendJson(response, callback, 200, out);
+    }
+
+    /** input: a string, an array of strings, token ids, or an array of token-id arrays (as OpenAI takes it). */
+    private static List<int[]> embeddingInputs(Engine e, JsonNode input) {
+        if (input == null || input.isNull()) {
+            throw ApiError.badRequest("'input' is required: a string or an array of strings (or token ids)");
+        }
+        if (input.isTextual()) {
+            return List.of(nonEmpty(e.tokenize(input.asText()), "input"));
+        }
+        if (!input.isArray() || input.isEmpty()) {
+            throw ApiError.badRequest("'input' must be a string, an array of strings, or token ids, and not empty");
+        }
+        if (input.get(0).isIntegralNumber()) {
+            int[] ids = tokenIds(input, "input");
+            e.detokenize(ids);   // checks every id against the vocabulary
+            return List.of(ids);
+        }
+        if (input.size() > MAX_PROMPTS * 32) {
+            throw ApiError.badRequest("at most " + MAX_PROMPTS * 32 + " inputs per request, not " + input.size());
+        }
+        List<int[]> inputs = new ArrayList<>();
+        for (int i = 0; i < input.size(); i++) {
+            JsonNode item = input.get(i);
+            if (item.isTextual()) {
+                inputs.add(nonEmpty(e.tokenize(item.asText()), "input[" + i + "]"));
+            } else if (item.isArray() && !item.isEmpty()) {
+                int[] ids = tokenIds(item, "input[" + i + "]");
+                e.detokenize(ids);
+                inputs.add(ids);
+            } else {
+                throw ApiError.badRequest("input[" + i + "] must be a string or a non-empty array of token ids");
+            }
+        }
+        return inputs;
+    }
+
+    private static int[] nonEmpty(int[] tokens, String field) {
+        if (tokens.length == 0) {
+            throw ApiError.badRequest(field + " is empty: there is nothing to embed");
+        }
+        return tokens;
     }
 
     private void tokenize(Request request, Response response, Callback callback) throws IOException {

@@ -80,6 +80,11 @@ public final class TinyModel {
 
     /** The GGUF bytes (deterministic). */
     static byte[] bytes() {
+        return bytes(java.util.Map.of());
+    }
+
+    /** The GGUF bytes with more metadata (tests make variants of tiny, such as one that declares a pooling type). */
+    static byte[] bytes(java.util.Map<String, Object> extraMetadata) {
         List<String> tokens = new ArrayList<>();
         List<Integer> types = new ArrayList<>();
         for (int b = 0; b < 256; b++) {
@@ -121,6 +126,7 @@ public final class TinyModel {
                 .put("tokenizer.ggml.eos_token_id", eos)
                 .put("tokenizer.ggml.add_bos_token", false)
                 .put("tokenizer.chat_template", CHAT_TEMPLATE);
+        extraMetadata.forEach(gguf::put);
 
         float[] embeddings = uniform(random, vocab * EMBED, 0.05f);   // vocab = 256 bytes + merges + 3 control tokens
         for (int t = 0; t < vocab; t++) {

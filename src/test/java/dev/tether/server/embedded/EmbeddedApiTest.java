@@ -439,7 +439,7 @@ class EmbeddedApiTest {
                         List.of(Map.of("type", "function", "function", Map.of("name", "f")))), "tools"),
                 new Case("/v1/chat/completions", Map.of("model", "tiny", "messages", hi, "echo", true),
                         "'echo' is not supported by /v1/chat/completions"),
-                new Case("/v1/embeddings", Map.of("model", "tiny", "input", "x"), "embeddings are not supported"));
+                new Case("/v1/embeddings", Map.of("model", "tiny", "input", "x"), "is not an embedding model"));
         for (Case c : cases) {
             assertError(post(c.path(), c.body()), 400, c.says());
         }

@@ -79,12 +79,16 @@ class OpenAiNodeClientTest {
         try (ServerManager manager = new ServerManager(new TetherHome(home), ServerEvents.NONE)) {
             var server = manager.start(new ServerSpec("tiny", Profiles.builtIns().find("embedded").orElseThrow(),
                     "127.0.0.1", ServerSpec.AUTO_PORT, Duration.ofSeconds(5)));
+            Path embeddingModel = Files.write(home.resolve("tiny-mean.gguf"), TinyModel.bytes(java.util.Map.of("llama.pooling_type", 1)));
+            var embedder = manager.start(new ServerSpec(embeddingModel.toString(), Profiles.builtIns().find("embedded").orElseThrow(),
+                    "127.0.0.1", ServerSpec.AUTO_PORT, Duration.ofSeconds(5)));
             Path log = home.resolve("node.log");
             int code = run(List.of("node", "openai-client.mjs"), DIR, log, java.util.Map.of(
-                    "OPENAI_BASE_URL", server.baseUrl() + "/v1", "OPENAI_CLIENT_VERSION", CLIENT_VERSION), 3);
+                    "OPENAI_BASE_URL", server.baseUrl() + "/v1", "OPENAI_CLIENT_VERSION", CLIENT_VERSION,
+                    "OPENAI_EMBED_BASE_URL", embedder.baseUrl() + "/v1", "OPENAI_EMBED_MODEL", embeddingModel.toString()), 3);
             String output = Files.readString(log);
             assertThat(code).as(output).isZero();
-            assertThat(output).contains("9 checks passed");
+            assertThat(output).contains("10 checks passed");
         }
     }
 }
