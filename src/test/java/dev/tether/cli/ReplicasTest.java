@@ -45,13 +45,7 @@ class ReplicasTest {
     final Tethers tethers = new Tethers(() -> dir.resolve("home"));
 
     private Path input(int n) throws IOException {
-        Path input = dir.resolve("prompts.jsonl");
-        StringBuilder lines = new StringBuilder();
-        for (int i = 0; i < n; i++) {
-            lines.append("{\"id\":").append(i).append(",\"prompt\":\"p").append(i).append("\"}\n");
-        }
-        Files.writeString(input, lines);
-        return input;
+        return TetherHomes.promptsFile(dir, n);
     }
 
     private static String flaky(String... args) {
@@ -68,11 +62,7 @@ class ReplicasTest {
     }
 
     private static long count(Path file) {
-        try {
-            return Files.exists(file) ? Files.readAllLines(file).size() : 0;
-        } catch (IOException e) {
-            return 0;
-        }
+        return TetherHomes.lineCount(file);
     }
 
     /** Every input answered exactly once, none a failure record. */

@@ -287,10 +287,6 @@ class RunCommandTest {
     }
 
     private static long count(Path file) {
-        try {
-            return Files.exists(file) ? Files.readAllLines(file).size() : 0;
-        } catch (IOException e) {
-            return 0;
-        }
+        return TetherHomes.lineCount(file);
     }
 }

@@ -32,13 +32,7 @@ class RunServerEndsTest {
     final Tethers tethers = new Tethers(() -> dir.resolve("home"));
 
     private Path input(int n) throws IOException {
-        Path input = dir.resolve("prompts.jsonl");
-        StringBuilder lines = new StringBuilder();
-        for (int i = 0; i < n; i++) {
-            lines.append("{\"id\":").append(i).append(",\"prompt\":\"p").append(i).append("\"}\n");
-        }
-        Files.writeString(input, lines);
-        return input;
+        return TetherHomes.promptsFile(dir, n);
     }
 
     /** A prompts run against FlakyOpenAiServer with the fixture options given. */
@@ -53,11 +47,7 @@ class RunServerEndsTest {
     }
 
     private static long count(Path file) {
-        try {
-            return Files.exists(file) ? Files.readAllLines(file).size() : 0;
-        } catch (IOException e) {
-            return 0;
-        }
+        return TetherHomes.lineCount(file);
     }
 
     private static void assertAllAnswered(Path output, int n) throws IOException {

@@ -121,4 +121,24 @@ public final class TetherHomes {
     }
 
     private TetherHomes() {}
+
+    /** {@code dir/prompts.jsonl}: n lines {@code {"id":i,"prompt":"pi"}}, for a prompts run. */
+    public static Path promptsFile(Path dir, int n) throws IOException {
+        Path input = dir.resolve("prompts.jsonl");
+        StringBuilder lines = new StringBuilder();
+        for (int i = 0; i < n; i++) {
+            lines.append("{\"id\":").append(i).append(",\"prompt\":\"p").append(i).append("\"}\n");
+        }
+        Files.writeString(input, lines);
+        return input;
+    }
+
+    /** Lines in a file being written (0 while it does not exist or cannot be read yet): what a run has output so far. */
+    public static long lineCount(Path file) {
+        try {
+            return Files.exists(file) ? Files.readAllLines(file).size() : 0;
+        } catch (IOException e) {
+            return 0;
+        }
+    }
 }
