@@ -34,6 +34,11 @@ final class ServerOptions {
             description = "Health path that answers 2xx when ready (default /health); none = ready when the port listens.")
     String health;
 
+    @Option(names = "--ready-log", paramLabel = "REGEX",
+            description = "Also wait until a line of the server's log matches REGEX (a Java regular expression), "
+                    + "e.g. 'Uvicorn running on' (default: the profile's ready-log, none for the built-ins).")
+    String readyLog;
+
     @Option(names = "--port", paramLabel = "P|auto", defaultValue = "8000",
             description = "Port for the server, or auto for a free one (default: ${DEFAULT-VALUE}).")
     String port;
@@ -101,7 +106,7 @@ final class ServerOptions {
 
     /** With --url nothing is started: the settings for a server are refused (exit 2), as the other server options are. */
     void refuseWithUrl(CommandLine.Model.CommandSpec spec) {
-        Endpoint.refuse(spec, "--ctx", "--parallel", "--threads", "--executable", "--server-arg");
+        Endpoint.refuse(spec, "--ctx", "--parallel", "--threads", "--executable", "--server-arg", "--ready-log");
         if (!trailingArgs.isEmpty()) {
             throw CliError.usage("arguments after -- are for a server tether starts, and --url uses an existing one; "
                     + "drop them or drop --url");
@@ -120,6 +125,13 @@ final class ServerOptions {
         Profile chosen = resolveProfile(home, model);
         if (health != null) {
             chosen = chosen.withHealthPath(health.equals("none") ? null : health);
+        }
+        if (readyLog != null) {
+            try {
+                chosen = chosen.withReadyLog(readyLog);
+            } catch (java.util.regex.PatternSyntaxException e) {
+                throw CliError.usage("--ready-log '" + readyLog + "' is not a regular expression: " + e.getDescription());
+            }
         }
         if (startupTimeout != null) {
             chosen = chosen.withStartupTimeout(startupTimeout);

@@ -24,6 +24,7 @@ import java.util.TreeMap;
  *     health: /health          # or: none
  *     startup-timeout: 900s
  *     hang-timeout: 300s       # a run's --hang-timeout for this profile
+ *     ready-log: "Uvicorn running on"   # also wait for a log line matching this (a Java regex)
  *     env: {CUDA_VISIBLE_DEVICES: "0,1"}
  * </pre>
  * {@code command} may also be one string, split like a shell would (never run by one).
@@ -152,7 +153,7 @@ public final class Profiles {
     }
 
     /** The keys a profile in tether.yaml may have. */
-    static final List<String> KEYS = List.of("command", "health", "startup-timeout", "hang-timeout", "env");
+    static final List<String> KEYS = List.of("command", "health", "startup-timeout", "hang-timeout", "ready-log", "env");
 
     private static Profile parseProfile(Path file, Map<String, com.fasterxml.jackson.core.JsonLocation> at, String name,
                                         JsonNode node) {
@@ -210,7 +211,17 @@ public final class Profiles {
             }
             envNode.properties().forEach(e -> env.put(e.getKey(), e.getValue().asText()));
         }
-        return new Profile(name, template, health, startup, env, hang);
+        String readyLog = null;
+        if (node.has("ready-log")) {
+            readyLog = node.get("ready-log").asText();
+            try {
+                java.util.regex.Pattern.compile(readyLog);
+            } catch (java.util.regex.PatternSyntaxException e) {
+                throw new ProfileException(at(file, at, pointer("profiles", name, "ready-log")) + ": profile '" + name
+                        + "': 'ready-log' is not a regular expression: " + e.getDescription());
+            }
+        }
+        return new Profile(name, template, health, startup, env, hang, readyLog);
     }
 
     static Duration parseDuration(String where, String text) {

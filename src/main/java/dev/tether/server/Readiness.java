@@ -39,4 +39,52 @@ public interface Readiness {
             }
         };
     }
+
+    /**
+     * Ready once a line of the server's log matches {@code pattern} (servers that say "ready" before, or instead
+     * of, a health endpoint: "Uvicorn running on", "model loaded"). Each check reads only what was appended since
+     * the last one; a log that shrank (rotated) is read again from its start.
+     */
+    static Readiness logLine(java.nio.file.Path log, java.util.regex.Pattern pattern) {
+        return new Readiness() {
+            private long offset;
+            private final StringBuilder partial = new StringBuilder();
+            private boolean seen;
+
+            @Override
+            public synchronized boolean isReady() {
+                if (seen) {
+                    return true;
+                }
+                try (java.io.RandomAccessFile file = new java.io.RandomAccessFile(log.toFile(), "r")) {
+                    long length = file.length();
+                    if (length < offset) {
+                        offset = 0;
+                        partial.setLength(0);
+                    }
+                    file.seek(offset);
+                    byte[] chunk = new byte[(int) Math.min(length - offset, 1 << 20)];
+                    file.readFully(chunk);
+                    offset += chunk.length;
+                    partial.append(new String(chunk, java.nio.charset.StandardCharsets.UTF_8));
+                } catch (java.io.IOException e) {
+                    return false;   // not written yet
+                }
+                int end;
+                while ((end = partial.indexOf("\n")) >= 0) {
+                    if (pattern.matcher(partial.substring(0, end)).find()) {
+                        seen = true;
+                        return true;
+                    }
+                    partial.delete(0, end + 1);
+                }
+                return false;
+            }
+
+            @Override
+            public String describe() {
+                return "a log line matching /" + pattern.pattern() + "/";
+            }
+        };
+    }
 }

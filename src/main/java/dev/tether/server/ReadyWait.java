@@ -37,9 +37,10 @@ final class ReadyWait {
     private final Lease lease;
     private final ShimConnection connection;
     private final Readiness health;   // null: listening is ready
+    private final Readiness logLine;  // null: no log line to wait for
     private final String connectHost;
 
-    ReadyWait(LeaseStore store, Lease lease, ShimConnection connection) {
+    ReadyWait(LeaseStore store, Lease lease, ShimConnection connection, String readyLog) {
         String host = ServerSpec.connectableHost(lease.host() == null ? "" : lease.host());
         this.connectHost = host.startsWith("[") ? host.substring(1, host.length() - 1) : host;
         this.store = store;
@@ -47,6 +48,8 @@ final class ReadyWait {
         this.connection = connection;
         this.health = lease.healthPath() == null ? null
                 : Readiness.http(ServerSpec.baseUrl(lease.host(), lease.port()) + lease.healthPath());
+        this.logLine = readyLog == null || lease.logPath() == null ? null
+                : Readiness.logLine(java.nio.file.Path.of(lease.logPath()), java.util.regex.Pattern.compile(readyLog));
     }
 
     /**
@@ -62,6 +65,7 @@ final class ReadyWait {
         if (failure == null) {
             throw new ServerStartException("the server was not ready after " + startupTimeout.toSeconds() + " s ("
                     + (health == null ? "port " + lease.port() + " listens" : health.describe())
+                    + (logLine == null ? "" : " and " + logLine.describe())
                     + "); raise --startup-timeout for a slow model", ServerManager.logTail(lease));
         }
         if (!failure.isEmpty()) {
@@ -88,10 +92,11 @@ final class ReadyWait {
                 }
             }
             if (verified != null) {
-                if (health == null) {
+                if (logLine != null && !logLine.isReady()) {
+                    interval = HEALTH_POLL_MILLIS;   // it listens, but has not said in its log that it is ready
+                } else if (health == null) {
                     return READY;
-                }
-                if (health.isReady()) {
+                } else if (health.isReady()) {
                     // Still ours? The quick look first; the table and full scan only if it cannot tell.
                     if (heldByShimDescendants(verified)) {
                         return READY;
@@ -102,8 +107,9 @@ final class ReadyWait {
                     }
                     verified = null;   // its sockets changed meanwhile: look at who listens again
                     continue;
+                } else {
+                    interval = HEALTH_POLL_MILLIS;
                 }
-                interval = HEALTH_POLL_MILLIS;
             }
             long left = deadline - System.nanoTime();
             if (left <= 0) {

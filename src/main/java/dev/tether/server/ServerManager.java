@@ -263,7 +263,7 @@ public final class ServerManager implements ServerBackend {
     private void awaitReady(ServerSpec spec, Lease lease, ShimConnection connection, long t0)
             throws ServerStartException, ForeignPortException {
         Duration startup = spec.profile().startupTimeout();
-        new ReadyWait(store, lease, connection).await(startup.minus(Duration.ofNanos(System.nanoTime() - t0)), startup);
+        new ReadyWait(store, lease, connection, spec.profile().readyLog()).await(startup.minus(Duration.ofNanos(System.nanoTime() - t0)), startup);
     }
 
     /** Stops a server this process owns: through its shim, then checks (and finishes) the job itself. */

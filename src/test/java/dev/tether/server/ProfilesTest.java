@@ -162,6 +162,14 @@ class ProfilesTest {
         assertRefused("profiles:\n  p: {command: srv, env: [A, B]}\n", "'env' must be a mapping");
         assertRefused("profiles:\n  p: {command: srv, hang-timeout: never}\n", "'hang-timeout': 'never' is not a duration");
         assertRefused("profiles:\n  p: {command: srv, hang-timeout: 0s}\n", "'hang-timeout' must be more than 0");
+        assertRefused("profiles:\n  p:\n    command: srv\n    ready-log: \"model (loaded\"\n",
+                work.resolve("tether.yaml") + ":4:5: profile 'p': 'ready-log' is not a regular expression");
+    }
+
+    @Test
+    void readyLogIsAProfileKey() throws Exception {
+        write(work.resolve("tether.yaml"), "profiles:\n  p:\n    command: srv\n    ready-log: \"Uvicorn running on\"\n");
+        assertThat(load().find("p").orElseThrow().readyLog()).isEqualTo("Uvicorn running on");
     }
 
     private void assertRefused(String yaml, String message) throws Exception {
