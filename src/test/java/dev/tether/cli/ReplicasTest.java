@@ -143,6 +143,27 @@ class ReplicasTest {
     }
 
     @Test
+    void aReplicaStoppedFromOutsideIsDroppedAndTheRunGoesOnWithTheOthers() throws Exception {
+        int n = 120;
+        Path output = dir.resolve("gens.jsonl");
+        var run = tethers.start(dir, prompts(input(n), output, flaky("--delay-ms", "100"),
+                "--replicas", "2", "--concurrency", "2").toArray(String[]::new));
+        List<Lease> pool = run.awaitReadyLeases(2);
+        assertThat(Poll.until(() -> count(output) >= 10 || !run.process.isAlive(), RUN, Duration.ofMillis(10))).isTrue();
+        Lease stopped = pool.getFirst();
+        var stop = TetherCli.run(tethers.home(), "stop", stopped.id());
+        assertThat(stop.exitCode()).as(stop.err()).isZero();
+
+        assertThat(run.awaitExit(RUN)).as("exit\nstdout:\n%s\nstderr:\n%s", run.out(), run.err()).isZero();
+        assertThat(run.err().lines().filter(l -> l.contains("dropped"))).singleElement().satisfies(l -> assertThat(l)
+                .contains("replica " + stopped.placement().index() + " of 2 for m is dropped")
+                .contains("stopped from outside by `tether stop`").contains("the run goes on with 1 replica"));
+        assertThat(run.err()).doesNotContain("restarting");
+        assertAllAnsweredOnce(output, n);
+        assertThat(leases(tethers.home())).isEmpty();
+    }
+
+    @Test
     void killNineOfTetherTakesEveryReplicaWithIt() throws Exception {
         Path output = dir.resolve("gens.jsonl");
         var run = tethers.start(dir, prompts(input(400), output, flaky("--delay-ms", "200"),
