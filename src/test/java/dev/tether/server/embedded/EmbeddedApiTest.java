@@ -4,18 +4,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.tether.server.Profiles;
-import dev.tether.server.ServerEvents;
 import dev.tether.server.ServerHandle;
-import dev.tether.server.ServerManager;
-import dev.tether.server.ServerSpec;
-import dev.tether.server.TetherHome;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -42,31 +36,28 @@ class EmbeddedApiTest {
     @TempDir
     static Path home;
 
-    private ServerManager manager;
+    private TinyServer tiny;
     private ServerHandle server;
-    private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+    private HttpClient http;
 
     @BeforeAll
     void start() throws Exception {
-        manager = new ServerManager(new TetherHome(home), ServerEvents.NONE);
-        server = manager.start(new ServerSpec("tiny", Profiles.builtIns().find("embedded").orElseThrow(),
-                "127.0.0.1", ServerSpec.AUTO_PORT, Duration.ofSeconds(5)));
+        tiny = TinyServer.start(home);
+        server = tiny.server;
+        http = tiny.http;
     }
 
     @AfterAll
     void stop() {
-        manager.close();
+        tiny.close();
     }
 
     private HttpResponse<String> post(String path, Object body) throws Exception {
-        String text = body instanceof String s ? s : JSON.writeValueAsString(body);
-        return http.send(HttpRequest.newBuilder(URI.create(server.baseUrl() + path))
-                .header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofString(text)).build(), HttpResponse.BodyHandlers.ofString());
+        return tiny.post(path, body instanceof String s ? s : JSON.writeValueAsString(body));
     }
 
     private HttpResponse<String> get(String path) throws Exception {
-        return http.send(HttpRequest.newBuilder(URI.create(server.baseUrl() + path)).build(), HttpResponse.BodyHandlers.ofString());
+        return tiny.get(path);
     }
 
     private JsonNode postOk(String path, Object body) throws Exception {

@@ -11,14 +11,10 @@ import dev.tether.proc.Spawned;
 import dev.tether.proc.Spawner;
 import dev.tether.proc.TreeStopper;
 import dev.tether.server.Profiles;
-import dev.tether.server.ServerEvents;
 import dev.tether.server.ServerHandle;
 import dev.tether.server.ServerManager;
-import dev.tether.server.ServerSpec;
-import dev.tether.server.TetherHome;
 import dev.tether.testing.TestLease;
 import java.io.BufferedReader;
-import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.net.Socket;
 import java.net.URI;
@@ -51,26 +47,24 @@ class EmbeddedServerTest {
     @TempDir
     static Path home;
 
-    private ServerManager manager;
+    private TinyServer tiny;
     private ServerHandle server;
-    private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+    private HttpClient http;
 
     @BeforeAll
     void start() throws Exception {
-        manager = new ServerManager(new TetherHome(home), ServerEvents.NONE);
-        server = manager.start(new ServerSpec("tiny", Profiles.builtIns().find("embedded").orElseThrow(),
-                "127.0.0.1", ServerSpec.AUTO_PORT, Duration.ofSeconds(5)));
+        tiny = TinyServer.start(home);
+        server = tiny.server;
+        http = tiny.http;
     }
 
     @AfterAll
     void stop() {
-        manager.close();
+        tiny.close();
     }
 
     private HttpResponse<String> post(String path, String body) throws Exception {
-        return http.send(HttpRequest.newBuilder(URI.create(server.baseUrl() + path))
-                .header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+        return tiny.post(path, body);
     }
 
     private JsonNode postOk(String path, Map<String, Object> body) throws Exception {
